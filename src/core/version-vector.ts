@@ -1,0 +1,48 @@
+/**
+ * Version vectors: {shortDeviceId: counter}. They order the versions of one path across
+ * devices; two versions neither of which dominates the other are concurrent (a conflict).
+ * Vectors are plain frozen-by-convention objects so they serialize as JSON unchanged.
+ */
+export type VersionVector = Readonly<Record<string, number>>;
+
+export type Ordering = 'equal' | 'greater' | 'lesser' | 'concurrent';
+
+/** How `a` relates to `b`. */
+export function compareVersions(a: VersionVector, b: VersionVector): Ordering {
+  let aAhead = false;
+  let bAhead = false;
+  for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const x = a[key] ?? 0;
+    const y = b[key] ?? 0;
+    if (x > y) aAhead = true;
+    else if (y > x) bAhead = true;
+    if (aAhead && bAhead) return 'concurrent';
+  }
+  if (aAhead) return 'greater';
+  if (bAhead) return 'lesser';
+  return 'equal';
+}
+
+/**
+ * The vector after `device` changed the file. The counter jumps to at least the current
+ * Unix time in seconds, so a device whose database was lost still produces counters that
+ * beat its old ones (the trick Syncthing uses).
+ */
+export function bumpVersion(v: VersionVector, device: string, nowSeconds = Math.floor(Date.now() / 1000)): VersionVector {
+  const next = Math.max((v[device] ?? 0) + 1, nowSeconds);
+  return { ...v, [device]: next };
+}
+
+/** The least vector that dominates both. */
+export function mergeVersions(a: VersionVector, b: VersionVector): VersionVector {
+  const out: Record<string, number> = { ...a };
+  for (const [key, value] of Object.entries(b)) out[key] = Math.max(out[key] ?? 0, value);
+  return out;
+}
+
+export function isValidVersionVector(v: unknown): v is VersionVector {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const entries = Object.entries(v);
+  if (entries.length > 10_000) return false;
+  return entries.every(([k, n]) => k.length > 0 && k.length <= 64 && Number.isSafeInteger(n) && (n as number) >= 0);
+}
