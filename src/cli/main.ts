@@ -1,0 +1,257 @@
+/**
+ * The `ferry` command line: node set-up and control (init, start, id, folder, peer, status).
+ * Configuration commands write to the node's database and work whether or not the node runs.
+ */
+import { Command } from 'commander';
+import { existsSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { basename, resolve } from 'node:path';
+import { parseDeviceId } from '../core/device-id.js';
+import { FerryError } from '../core/errors.js';
+import { createLogger } from '../daemon/logger.js';
+import { FerryNode } from '../daemon/node.js';
+import { databasePath, defaultFolderPath, identityDir, resolveHome } from '../daemon/home.js';
+import { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
+import { parseHostPort } from '../transport/address.js';
+import { loadIdentity, loadOrCreateIdentity } from '../transport/identity.js';
+import { failWith, printJson, printLine } from './output.js';
+import { printStatus, statusReport } from './status-command.js';
+
+const FOLDER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const DEFAULT_LISTEN = '0.0.0.0:22100';
+
+interface GlobalOptions {
+  home?: string;
+  json?: boolean;
+}
+
+const program = new Command('ferry')
+  .description('Ferry: your folders on all your devices, peer to peer, no cloud.')
+  .option('--home <dir>', 'node home directory (default: $FERRY_HOME or ~/.config/ferry)')
+  .option('--json', 'print machine-readable JSON')
+  .showHelpAfterError();
+
+function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals() as GlobalOptions;
+}
+
+/** Runs a command body with the home resolved and errors printed the Ferry way. */
+function action<A extends unknown[]>(body: (home: string, json: boolean, ...args: A) => Promise<void> | void) {
+  return async (...args: unknown[]) => {
+    const cmd = args[args.length - 1] as Command;
+    const { home, json } = globals(cmd);
+    try {
+      await body(resolveHome(home), !!json, ...(args.slice(0, -1) as A));
+    } catch (err) {
+      failWith(err, !!json);
+    }
+  };
+}
+
+function openStore(home: string): SqliteIndexStore {
+  if (!existsSync(identityDir(home))) {
+    throw new FerryError('NOT_INITIALIZED', `no Ferry node in ${home}: run \`ferry init\` first`);
+  }
+  return SqliteIndexStore.open(databasePath(home));
+}
+
+async function initHome(home: string, name?: string) {
+  const { identity, created } = await loadOrCreateIdentity(identityDir(home), name ?? hostname());
+  const store = SqliteIndexStore.open(databasePath(home));
+  if (name || !store.getMeta('name')) store.setMeta('name', name ?? hostname());
+  return { identity, created, store };
+}
+
+program
+  .command('init')
+  .description('create this device identity and print its device ID')
+  .option('--name <name>', 'a name for this device (default: the host name)')
+  .action(
+    action(async (home, json, opts: { name?: string }) => {
+      const { identity, created, store } = await initHome(home, opts.name);
+      store.close();
+      if (json) printJson({ deviceId: identity.deviceId, created, home });
+      else printLine(identity.deviceId);
+    }),
+  );
+
+program
+  .command('id')
+  .description('print this device ID')
+  .action(
+    action(async (home, json) => {
+      const identity = await loadIdentity(identityDir(home));
+      if (json) printJson({ deviceId: identity.deviceId });
+      else printLine(identity.deviceId);
+    }),
+  );
+
+program
+  .command('start')
+  .description('run the node in the foreground until interrupted')
+  .option('--listen <host:port>', 'address to listen on', DEFAULT_LISTEN)
+  .action(
+    action(async (home, json, opts: { listen: string }) => {
+      const { host, port } = parseHostPort(opts.listen);
+      const fresh = !existsSync(identityDir(home));
+      const { store } = await initHome(home);
+      if (fresh && store.listFolders().length === 0) {
+        store.addFolder('default', defaultFolderPath());
+      }
+      store.close();
+      const logger = createLogger(basename(home));
+      const node = await FerryNode.start({ home, host, port, logger });
+      if (json) printJson({ deviceId: node.deviceId, listen: node.address });
+      else {
+        printLine(`Ferry node ${node.name}`);
+        printLine(`Device ID: ${node.deviceId}`);
+        printLine(`Listening on ${node.address}`);
+      }
+      let stopping = false;
+      const stop = async (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'stopping');
+        await node.stop();
+        process.exit(0);
+      };
+      process.on('SIGINT', () => void stop('SIGINT'));
+      process.on('SIGTERM', () => void stop('SIGTERM'));
+    }),
+  );
+
+const folder = program.command('folder').description('manage shared folders');
+
+folder
+  .command('add <path>')
+  .description('share a local directory under a folder ID')
+  .option('--id <id>', 'folder ID (default: the directory name); must match on every device')
+  .action(
+    action((home, json, path: string, opts: { id?: string }) => {
+      const abs = resolve(path);
+      if (!existsSync(abs) || !statSync(abs).isDirectory()) {
+        throw new FerryError('INVALID_PATH', `${abs} is not an existing directory`);
+      }
+      const id = opts.id ?? basename(abs);
+      if (!FOLDER_ID.test(id)) {
+        throw new FerryError('INVALID_CONFIG', `invalid folder ID ${JSON.stringify(id)}: use letters, digits, '.', '_' or '-' (at most 64)`);
+      }
+      const store = openStore(home);
+      try {
+        const f = store.addFolder(id, abs);
+        if (json) printJson(f);
+        else printLine(`Folder ${f.id} shares ${f.path}`);
+      } finally {
+        store.close();
+      }
+    }),
+  );
+
+folder
+  .command('list')
+  .description('list shared folders')
+  .action(
+    action((home, json) => {
+      const store = openStore(home);
+      const folders = store.listFolders();
+      store.close();
+      if (json) return printJson(folders);
+      for (const f of folders) printLine(`${f.id}\t${f.path}\t${f.devices.length} device(s)`);
+    }),
+  );
+
+folder
+  .command('remove <id>')
+  .description('stop sharing a folder (its files stay on disk)')
+  .action(
+    action((home, json, id: string) => {
+      const store = openStore(home);
+      try {
+        store.removeFolder(id);
+      } finally {
+        store.close();
+      }
+      if (json) printJson({ removed: id });
+      else printLine(`Folder ${id} removed; its files stay where they are.`);
+    }),
+  );
+
+const peer = program.command('peer').description('manage peer devices');
+
+peer
+  .command('add <deviceId> <address>')
+  .description('introduce a peer device and share folders with it')
+  .option('--folder <id...>', 'folder(s) to share with the peer')
+  .option('--name <name>', 'a name for the peer')
+  .action(
+    action(async (home, json, rawId: string, address: string, opts: { folder?: string[]; name?: string }) => {
+      const deviceId = parseDeviceId(rawId);
+      const { host, port } = parseHostPort(address);
+      const store = openStore(home);
+      try {
+        const self = await loadIdentity(identityDir(home));
+        if (self.deviceId === deviceId) throw new FerryError('INVALID_CONFIG', 'that is this device own ID');
+        for (const f of opts.folder ?? []) {
+          if (!store.getFolder(f)) throw new FerryError('UNKNOWN_FOLDER', `no folder ${f} (see \`ferry folder list\`)`);
+        }
+        const p = store.transaction(() => {
+          const added = store.upsertPeer(deviceId, [host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`], opts.name);
+          for (const f of opts.folder ?? []) store.shareFolder(f, deviceId);
+          return added;
+        });
+        if (json) printJson({ ...p, folders: opts.folder ?? [] });
+        else printLine(`Peer ${p.deviceId} at ${p.addresses.join(', ')}${opts.folder?.length ? `, sharing ${opts.folder.join(', ')}` : ''}`);
+      } finally {
+        store.close();
+      }
+    }),
+  );
+
+peer
+  .command('list')
+  .description('list peer devices')
+  .action(
+    action((home, json) => {
+      const store = openStore(home);
+      const peers = store.listPeers();
+      const folders = store.listFolders();
+      store.close();
+      const out = peers.map((p) => ({ ...p, folders: folders.filter((f) => f.devices.includes(p.deviceId)).map((f) => f.id) }));
+      if (json) return printJson(out);
+      for (const p of out) printLine(`${p.deviceId}\t${p.name}\t${p.addresses.join(',')}\t${p.folders.join(',')}`);
+    }),
+  );
+
+peer
+  .command('remove <deviceId>')
+  .description('forget a peer device')
+  .action(
+    action((home, json, rawId: string) => {
+      const deviceId = parseDeviceId(rawId);
+      const store = openStore(home);
+      try {
+        store.removePeer(deviceId);
+      } finally {
+        store.close();
+      }
+      if (json) printJson({ removed: deviceId });
+      else printLine(`Peer ${deviceId} removed.`);
+    }),
+  );
+
+program
+  .command('status')
+  .description('folders, peers and conflicts')
+  .action(
+    action(async (home, json) => {
+      const identity = await loadIdentity(identityDir(home));
+      const store = openStore(home);
+      try {
+        printStatus(statusReport(store, identity.deviceId), json);
+      } finally {
+        store.close();
+      }
+    }),
+  );
+
+await program.parseAsync(process.argv);

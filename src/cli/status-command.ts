@@ -1,0 +1,94 @@
+/**
+ * `ferry status`: configuration from the index, live state from what the running node last
+ * published (or "stopped" when no node has published for a few seconds).
+ */
+import type { FolderStatus } from '../engine/folder-sync.js';
+import type { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
+import { STALE_AFTER_MS, STATUS_KEY, type NodeRuntimeStatus } from '../daemon/node-status.js';
+import { formatBytes, printJson, printLine } from './output.js';
+
+export function statusReport(store: SqliteIndexStore, deviceId: string) {
+  const published = store.getStatus<NodeRuntimeStatus>(STATUS_KEY)?.value;
+  const running = !!published?.running && Date.now() - published.heartbeat < STALE_AFTER_MS && pidAlive(published.pid);
+  const folders = store.listFolders().map((f) => {
+    const live: FolderStatus | undefined = running ? published!.folders[f.id] : undefined;
+    const counts = store.localCounts(f.id);
+    return {
+      id: f.id,
+      path: f.path,
+      state: live?.state ?? 'stopped',
+      inSync: live ? live.needFiles === 0 && live.errors.length === 0 && live.state === 'idle' : false,
+      completion: live?.completion ?? 0,
+      needFiles: live?.needFiles ?? 0,
+      needBytes: live?.needBytes ?? 0,
+      localFiles: counts.files,
+      localBytes: counts.bytes,
+      sharedWith: f.devices,
+      errors: live?.errors ?? [],
+      conflicts: live?.conflicts ?? [],
+    };
+  });
+  const peers = store.listPeers().map((p) => {
+    const live = published?.peers[p.deviceId];
+    return {
+      deviceId: p.deviceId,
+      name: p.name,
+      addresses: p.addresses,
+      connected: running && !!live?.connected,
+      address: running && live?.connected ? live.address : undefined,
+      lastSeen: live?.lastSeen ?? null,
+      bytesIn: live?.bytesIn ?? 0,
+      bytesOut: live?.bytesOut ?? 0,
+    };
+  });
+  return {
+    deviceId,
+    name: store.getMeta('name') ?? '',
+    running,
+    listen: running ? published!.listen : null,
+    folders: folders.map(({ conflicts: _c, ...f }) => f),
+    peers,
+    conflicts: folders.flatMap((f) => f.conflicts.map((path) => ({ folder: f.id, path }))),
+    pendingDevices: store.listPendingDevices(),
+  };
+}
+
+export function printStatus(report: ReturnType<typeof statusReport>, json: boolean): void {
+  if (json) return printJson(report);
+  printLine(`Device   ${report.deviceId}${report.name ? ` (${report.name})` : ''}`);
+  printLine(`Node     ${report.running ? `running, listening on ${report.listen}` : 'not running'}`);
+  printLine('Folders');
+  if (report.folders.length === 0) printLine('  (none: add one with `ferry folder add PATH`)');
+  for (const f of report.folders) {
+    const state = f.inSync
+      ? 'in sync'
+      : f.state === 'syncing' || f.needFiles > 0
+        ? `syncing ${f.completion}% (${f.needFiles} files, ${formatBytes(f.needBytes)} left)`
+        : f.state;
+    printLine(`  ${f.id}  ${f.path}  ${state}  [${f.localFiles} files, ${formatBytes(f.localBytes)}]`);
+    for (const e of f.errors.slice(0, 10)) printLine(`    error: ${e.path}: ${e.message}`);
+  }
+  printLine('Peers');
+  if (report.peers.length === 0) printLine('  (none: add one with `ferry peer add DEVICE_ID HOST:PORT --folder ID`)');
+  for (const p of report.peers) {
+    const conn = p.connected ? `connected ${p.address}` : `disconnected${p.lastSeen ? `, last seen ${p.lastSeen}` : ''}`;
+    printLine(`  ${p.deviceId.slice(0, 7)}${p.name ? ` (${p.name})` : ''}  ${conn}  in ${formatBytes(p.bytesIn)}  out ${formatBytes(p.bytesOut)}`);
+  }
+  if (report.conflicts.length) {
+    printLine('Conflicts');
+    for (const c of report.conflicts) printLine(`  ${c.folder}/${c.path}`);
+  }
+  if (report.pendingDevices.length) {
+    printLine('Devices asking to connect (add with `ferry peer add`)');
+    for (const d of report.pendingDevices) printLine(`  ${d.deviceId} from ${d.address} at ${d.lastSeen}`);
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

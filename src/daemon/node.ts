@@ -1,0 +1,347 @@
+/**
+ * The composition root of a running node: opens the index and identity, listens for peers,
+ * dials configured peers (with backoff), runs one FolderSync per folder, routes block requests
+ * to peers, follows configuration changes made by the CLI while running, and publishes its
+ * status for `ferry status`.
+ */
+import { mkdirSync } from 'node:fs';
+import { shortDeviceId } from '../core/device-id.js';
+import { errorMessage, FerryError } from '../core/errors.js';
+import { sameContent, type BlockRef, type FileRecord } from '../core/file-record.js';
+import { FolderPaths } from '../engine/folder-paths.js';
+import { FolderSync } from '../engine/folder-sync.js';
+import { hashMatches } from '../engine/puller.js';
+import { IgnoreRules } from '../engine/ignore-rules.js';
+import { PeerSession } from '../engine/peer-session.js';
+import { Versioner } from '../engine/versioner.js';
+import type { FolderConfig, PeerConfig } from '../index-store/config-types.js';
+import { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
+import { formatHostPort } from '../transport/address.js';
+import { dialPeer } from '../transport/dial.js';
+import { loadIdentity, type Identity } from '../transport/identity.js';
+import { PeerServer } from '../transport/peer-server.js';
+import type { WsPeerConnection } from '../transport/ws-connection.js';
+import { databasePath, identityDir } from './home.js';
+import type { NodeLogger } from './logger.js';
+import { STATUS_KEY, type NodeRuntimeStatus, type PeerRuntime } from './node-status.js';
+
+export interface NodeOptions {
+  readonly home: string;
+  readonly host: string;
+  readonly port: number;
+  readonly logger: NodeLogger;
+}
+
+const DIAL_TICK_MS = 1000;
+const MAX_BACKOFF_MS = 30_000;
+const CONFIG_POLL_MS = 500;
+const STATUS_EVERY_MS = 1000;
+
+interface PeerState {
+  session?: PeerSession;
+  /** Whether we dialed the current connection. */
+  outbound?: boolean;
+  dialing: boolean;
+  nextDialAt: number;
+  backoffMs: number;
+  lastSeen?: string;
+  /** Bytes of connections that already closed. */
+  closedIn: number;
+  closedOut: number;
+}
+
+export class FerryNode {
+  private readonly folders = new Map<string, FolderSync>();
+  private readonly peers = new Map<string, PeerState>();
+  private folderConfigs: FolderConfig[] = [];
+  private peerConfigs: PeerConfig[] = [];
+  private server!: PeerServer;
+  private timers: NodeJS.Timeout[] = [];
+  private dataVersion = 0;
+  private readonly startedAt = new Date().toISOString();
+  private stopping = false;
+
+  private constructor(
+    private readonly options: NodeOptions,
+    private readonly store: SqliteIndexStore,
+    private readonly identity: Identity,
+    readonly name: string,
+  ) {}
+
+  static async start(options: NodeOptions): Promise<FerryNode> {
+    const identity = await loadIdentity(identityDir(options.home));
+    const store = SqliteIndexStore.open(databasePath(options.home));
+    const node = new FerryNode(options, store, identity, store.getMeta('name') ?? 'ferry');
+    try {
+      await node.boot();
+    } catch (err) {
+      await node.stop();
+      throw err;
+    }
+    return node;
+  }
+
+  get deviceId(): string {
+    return this.identity.deviceId;
+  }
+
+  get address(): string {
+    const a = this.server.address;
+    return formatHostPort(a.host, a.port);
+  }
+
+  private get logger(): NodeLogger {
+    return this.options.logger;
+  }
+
+  private async boot(): Promise<void> {
+    this.server = await PeerServer.open({
+      identity: this.identity,
+      host: this.options.host,
+      port: this.options.port,
+      logger: this.logger,
+      authorize: (deviceId) => this.peerConfigs.some((p) => p.deviceId === deviceId),
+      onRefused: (deviceId, address) => {
+        this.logger.warn({ device: deviceId, address }, 'refused connection from unknown device (add it with `ferry peer add` to accept)');
+        this.store.notePendingDevice(deviceId, address);
+      },
+      onConnection: (conn) => this.addConnection(conn, false),
+    });
+    this.dataVersion = this.store.dataVersion();
+    await this.reloadConfig();
+    this.timers.push(setInterval(() => this.dialDue(), DIAL_TICK_MS));
+    this.timers.push(setInterval(() => void this.pollConfig(), CONFIG_POLL_MS));
+    this.timers.push(setInterval(() => this.publishStatus(), STATUS_EVERY_MS));
+    this.publishStatus();
+    this.dialDue();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    for (const p of this.peers.values()) p.session?.conn.close(new FerryError('CLOSED', 'node stopping'));
+    await this.server?.close();
+    await Promise.all([...this.folders.values()].map((f) => f.stop()));
+    try {
+      this.publishStatus(false);
+    } finally {
+      this.store.close();
+    }
+  }
+
+  // ---- configuration ------------------------------------------------------------------
+
+  private async pollConfig(): Promise<void> {
+    const v = this.store.dataVersion();
+    if (v === this.dataVersion || this.stopping) return;
+    this.dataVersion = v;
+    await this.reloadConfig();
+  }
+
+  private async reloadConfig(): Promise<void> {
+    const before = new Map(this.folderConfigs.map((f) => [f.id, f]));
+    this.folderConfigs = this.store.listFolders();
+    this.peerConfigs = this.store.listPeers();
+    for (const f of this.folderConfigs) {
+      const old = before.get(f.id);
+      if (old && old.path !== f.path) await this.stopFolder(f.id);
+      if (!this.folders.has(f.id)) await this.startFolder(f);
+      else if (old && old.devices.join() !== f.devices.join()) this.folders.get(f.id)!.recomputeNeed();
+    }
+    for (const id of before.keys()) if (!this.folderConfigs.some((f) => f.id === id)) await this.stopFolder(id);
+    const known = new Set(this.peerConfigs.map((p) => p.deviceId));
+    for (const [id, state] of this.peers) {
+      if (!known.has(id)) {
+        state.session?.conn.close(new FerryError('UNKNOWN_DEVICE', 'peer removed from configuration'));
+        this.peers.delete(id);
+      }
+    }
+    for (const p of this.peerConfigs) {
+      const state = this.peerState(p.deviceId);
+      state.session?.sendHello();
+      if (!state.session) state.nextDialAt = 0;
+    }
+    this.dialDue();
+  }
+
+  private async startFolder(cfg: FolderConfig): Promise<void> {
+    try {
+      mkdirSync(cfg.path, { recursive: true });
+      const ctx = {
+        folderId: cfg.id,
+        root: cfg.path,
+        store: this.store,
+        shortId: shortDeviceId(this.deviceId),
+        paths: new FolderPaths(cfg.path),
+        versioner: new Versioner(cfg.path, cfg.versionsKeepDays),
+        logger: this.logger.child({ folder: cfg.id }),
+        ignore: IgnoreRules.load(cfg.path),
+      };
+      const folder = new FolderSync(ctx, {
+        devices: () => this.folderConfigs.find((f) => f.id === cfg.id)?.devices ?? [],
+        fetchBlock: (record, block, offset) => this.fetchBlock(cfg.id, record, block, offset),
+        onLocalChange: () => this.announce(cfg.id),
+        rescanSeconds: cfg.rescanSeconds,
+        watch: true,
+      });
+      this.folders.set(cfg.id, folder);
+      await folder.start();
+      this.logger.info({ folder: cfg.id, path: cfg.path }, 'folder started');
+    } catch (err) {
+      this.logger.error({ folder: cfg.id, err: errorMessage(err) }, 'cannot start folder');
+    }
+  }
+
+  private async stopFolder(id: string): Promise<void> {
+    const f = this.folders.get(id);
+    this.folders.delete(id);
+    await f?.stop();
+  }
+
+  // ---- peers ----------------------------------------------------------------------------
+
+  private peerState(deviceId: string): PeerState {
+    let s = this.peers.get(deviceId);
+    if (!s) {
+      s = { dialing: false, nextDialAt: 0, backoffMs: 1000, closedIn: 0, closedOut: 0 };
+      this.peers.set(deviceId, s);
+    }
+    return s;
+  }
+
+  private dialDue(): void {
+    if (this.stopping) return;
+    const now = Date.now();
+    for (const p of this.peerConfigs) {
+      const s = this.peerState(p.deviceId);
+      if (s.session || s.dialing || now < s.nextDialAt || p.addresses.length === 0) continue;
+      s.dialing = true;
+      void this.dial(p, s).finally(() => {
+        s.dialing = false;
+      });
+    }
+  }
+
+  private async dial(p: PeerConfig, s: PeerState): Promise<void> {
+    for (const address of p.addresses) {
+      try {
+        const conn = await dialPeer({ address, expectedDeviceId: p.deviceId, identity: this.identity, logger: this.logger, connectTimeoutMs: 10_000 });
+        s.backoffMs = 1000;
+        this.addConnection(conn, true);
+        return;
+      } catch (err) {
+        this.logger.debug({ peer: p.deviceId, address, err: errorMessage(err) }, 'cannot connect to peer');
+        if ((err as FerryError).code === 'UNKNOWN_DEVICE') {
+          this.logger.warn({ peer: p.deviceId, address, err: errorMessage(err) }, 'peer identity mismatch; not syncing with it');
+        }
+      }
+    }
+    s.nextDialAt = Date.now() + s.backoffMs;
+    s.backoffMs = Math.min(s.backoffMs * 2, MAX_BACKOFF_MS);
+  }
+
+  private addConnection(conn: WsPeerConnection, outbound: boolean): void {
+    if (this.stopping) return conn.close(new FerryError('CLOSED', 'node stopping'));
+    const s = this.peerState(conn.deviceId);
+    if (s.session && !s.session.conn.closed) {
+      // Both sides dialed at once: keep the connection the smaller device ID initiated.
+      const initiator = (o: boolean) => (o ? this.deviceId : conn.deviceId);
+      const keepNew = initiator(outbound) < initiator(s.outbound!);
+      if (!keepNew) return conn.close(new FerryError('CLOSED', 'duplicate connection'));
+      s.session.conn.close(new FerryError('CLOSED', 'duplicate connection'));
+    }
+    const session = new PeerSession(conn, {
+      store: this.store,
+      name: this.name,
+      logger: this.logger,
+      sharedFolders: (deviceId) => this.folderConfigs.filter((f) => f.devices.includes(deviceId) && this.folders.has(f.id)),
+      folder: (id) => this.folders.get(id),
+    });
+    s.session = session;
+    s.outbound = outbound;
+    s.lastSeen = new Date().toISOString();
+    conn.onClose((reason) => {
+      s.closedIn += conn.stats.bytesIn;
+      s.closedOut += conn.stats.bytesOut;
+      s.lastSeen = new Date().toISOString();
+      if (s.session === session) {
+        s.session = undefined;
+        s.nextDialAt = Date.now() + 500;
+        this.logger.info({ peer: conn.deviceId, reason: reason?.message }, 'peer disconnected');
+      }
+    });
+    session.start();
+    this.logger.info({ peer: conn.deviceId, address: conn.remoteAddress, outbound }, 'peer connected');
+  }
+
+  private announce(folderId: string): void {
+    for (const s of this.peers.values()) s.session?.localChanged(folderId);
+  }
+
+  /** A verified block from a connected peer, preferring peers known to have this version. */
+  private async fetchBlock(folderId: string, record: FileRecord, block: BlockRef, offset: number): Promise<Buffer> {
+    const devices = this.folderConfigs.find((f) => f.id === folderId)?.devices ?? [];
+    const connected = devices
+      .map((d) => this.peers.get(d)?.session)
+      .filter((s): s is PeerSession => s !== undefined && !s.conn.closed);
+    const holders = new Set(
+      this.store
+        .remoteFor(folderId, record.path)
+        .filter((r) => sameContent(r.record, record))
+        .map((r) => r.device),
+    );
+    const ordered = [...connected.filter((s) => holders.has(s.deviceId)), ...connected.filter((s) => !holders.has(s.deviceId))];
+    const start = ordered.length ? Math.floor(Math.random() * Math.max(1, holders.size)) : 0;
+    const header = { type: 'block', folder: folderId, path: record.path, offset, size: block.size, hash: block.hash.toString('hex') };
+    let lastError: unknown;
+    for (let i = 0; i < ordered.length; i++) {
+      const session = ordered[(start + i) % ordered.length]!;
+      try {
+        const reply = await session.conn.request({ header });
+        const data = reply.payload ?? Buffer.alloc(0);
+        if (data.length === block.size && hashMatches(data, block.hash)) return data;
+        this.logger.warn({ peer: session.deviceId, folder: folderId, path: record.path, offset }, 'peer sent a block that fails its hash; discarded');
+        lastError = new FerryError('HASH_MISMATCH', `block at ${offset} of ${record.path} from ${session.deviceId} fails its hash`);
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    throw new FerryError('PEER_UNAVAILABLE', `no connected peer could supply block at ${offset} of ${record.path}`, { cause: lastError });
+  }
+
+  // ---- status ---------------------------------------------------------------------------
+
+  private publishStatus(running = true): void {
+    const peers: Record<string, PeerRuntime> = {};
+    for (const p of this.peerConfigs) {
+      const s = this.peerState(p.deviceId);
+      const conn = s.session?.conn;
+      if (conn && !conn.closed) s.lastSeen = new Date().toISOString();
+      peers[p.deviceId] = {
+        deviceId: p.deviceId,
+        connected: running && !!conn && !conn.closed,
+        address: conn?.remoteAddress,
+        lastSeen: s.lastSeen,
+        bytesIn: s.closedIn + (conn?.stats.bytesIn ?? 0),
+        bytesOut: s.closedOut + (conn?.stats.bytesOut ?? 0),
+      };
+    }
+    const folders: NodeRuntimeStatus['folders'] = {};
+    for (const [id, f] of this.folders) folders[id] = f.status();
+    const status: NodeRuntimeStatus = {
+      pid: process.pid,
+      running,
+      listen: this.server ? this.address : '',
+      startedAt: this.startedAt,
+      heartbeat: Date.now(),
+      folders,
+      peers,
+    };
+    try {
+      this.store.setStatus(STATUS_KEY, status);
+    } catch (err) {
+      this.logger.warn({ err: errorMessage(err) }, 'cannot publish status');
+    }
+  }
+}

@@ -1,0 +1,336 @@
+/**
+ * One folder's sync loop: scans local changes (watcher plus periodic rescan), keeps the set of
+ * paths that need pulling from what peers announced, pulls them in a safe order (directories
+ * first, then files, then deletions deepest first) and serves blocks to peers. Scans and
+ * pulls of one folder run one at a time, so they never race each other on the same path.
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+import { errorMessage, FerryError, isFerryError } from '../core/errors.js';
+import type { FileRecord } from '../core/file-record.js';
+import { pathDepth } from '../core/paths.js';
+import { bumpVersion, mergeVersions } from '../core/version-vector.js';
+import type { LocalEntry } from '../index-store/sqlite-index-store.js';
+import type { BlockRequest } from '../protocol/messages.js';
+import { isConflictCopy } from './conflict-name.js';
+import { decide, type Decision } from './decide.js';
+import type { FolderContext } from './folder-context.js';
+import { IGNORE_FILE, IgnoreRules } from './ignore-rules.js';
+import { hashMatches, Puller, type BlockFetcher } from './puller.js';
+import { Scanner } from './scanner.js';
+import { FolderWatcher } from './watcher.js';
+
+export type FolderState = 'scanning' | 'syncing' | 'idle' | 'error';
+
+export interface FolderStatus {
+  readonly state: FolderState;
+  readonly needFiles: number;
+  readonly needBytes: number;
+  readonly completion: number;
+  readonly localFiles: number;
+  readonly localBytes: number;
+  readonly errors: { path: string; message: string }[];
+  readonly conflicts: string[];
+}
+
+export interface FolderSyncOptions {
+  /** Devices the folder is shared with (reads the live configuration). */
+  readonly devices: () => readonly string[];
+  /** Fetches a verified block from a connected peer. */
+  readonly fetchBlock: BlockFetcher;
+  /** Called after local records changed (new sequence numbers to announce). */
+  readonly onLocalChange: () => void;
+  readonly rescanSeconds: number;
+  readonly watch: boolean;
+}
+
+const RETRY_MS = 5000;
+const FILE_CONCURRENCY = 4;
+
+export class FolderSync {
+  private readonly scanner: Scanner;
+  private readonly puller: Puller;
+  private readonly need = new Map<string, Decision>();
+  private readonly errors = new Map<string, string>();
+  private readonly scanErrors = new Map<string, string>();
+  private state: FolderState = 'scanning';
+  private queue: Promise<unknown> = Promise.resolve();
+  private pullScheduled = false;
+  private watcher?: FolderWatcher;
+  private timers: NodeJS.Timeout[] = [];
+  private retryTimer?: NodeJS.Timeout;
+  private stopped = false;
+
+  constructor(
+    readonly ctx: FolderContext,
+    private readonly options: FolderSyncOptions,
+  ) {
+    this.scanner = new Scanner(ctx);
+    this.puller = new Puller(ctx, options.fetchBlock);
+  }
+
+  get id(): string {
+    return this.ctx.folderId;
+  }
+
+  get pullStats() {
+    return this.puller.stats;
+  }
+
+  async start(): Promise<void> {
+    await this.exclusive(() => this.fullScan());
+    this.recomputeNeed();
+    this.schedulePull();
+    if (this.options.watch) {
+      try {
+        this.watcher = await FolderWatcher.start(this.ctx.root, (paths) => this.localChanged(paths), this.ctx.logger);
+      } catch (err) {
+        this.ctx.logger.warn({ folder: this.id, err: errorMessage(err) }, 'cannot watch folder; relying on periodic rescans');
+      }
+    }
+    this.timers.push(setInterval(() => void this.exclusive(() => this.fullScan()), this.options.rescanSeconds * 1000));
+    this.timers.push(setInterval(() => this.ctx.versioner.prune(), 3600_000));
+    this.ctx.versioner.prune();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.retryTimer);
+    await this.watcher?.stop();
+    await this.queue.catch(() => undefined);
+  }
+
+  /** Paths the watcher saw change. */
+  localChanged(paths: string[]): void {
+    if (paths.includes(IGNORE_FILE)) {
+      this.ctx.ignore = IgnoreRules.load(this.ctx.root);
+      void this.exclusive(() => this.fullScan()).then(() => this.recomputeNeed());
+      return;
+    }
+    void this.exclusive(() => this.scan(paths));
+  }
+
+  /** A peer announced new records for these paths. */
+  remoteChanged(paths: Iterable<string>): void {
+    for (const p of paths) this.evaluate(p);
+    this.schedulePull();
+  }
+
+  /** Re-evaluates everything, e.g. after the folder's device list changed. */
+  recomputeNeed(): void {
+    this.need.clear();
+    for (const p of this.ctx.store.remotePaths(this.id)) this.evaluate(p);
+    this.schedulePull();
+  }
+
+  status(): FolderStatus {
+    let needBytes = 0;
+    for (const d of this.need.values()) if (d.kind === 'apply' && d.record.type === 'file' && !d.record.deleted) needBytes += d.record.size;
+    const local = this.ctx.store.localCounts(this.id);
+    const total = local.bytes + needBytes;
+    const errors = [...this.scanErrors, ...this.errors].map(([path, message]) => ({ path, message }));
+    return {
+      state: this.state === 'idle' && this.need.size > 0 ? 'syncing' : this.state,
+      needFiles: this.need.size,
+      needBytes,
+      completion: total === 0 ? 100 : Math.floor((1000 * (total - needBytes)) / total) / 10,
+      localFiles: local.files,
+      localBytes: local.bytes,
+      errors,
+      conflicts: this.conflicts(),
+    };
+  }
+
+  /** Reads a block for a peer, verified against the hash it asked for. */
+  serveBlock(req: BlockRequest): Buffer {
+    const hash = Buffer.from(req.hash, 'hex');
+    const local = this.ctx.store.getLocal(this.id, req.path);
+    const candidates = [] as { path: string; offset: number }[];
+    if (local && !local.record.deleted && local.record.type === 'file') candidates.push({ path: req.path, offset: req.offset });
+    for (const loc of this.ctx.store.findBlock(hash)) if (loc.folder === this.id && loc.size === req.size) candidates.push(loc);
+    for (const c of candidates) {
+      const data = this.readBlock(c.path, c.offset, req.size);
+      if (data && hashMatches(data, hash)) return data;
+    }
+    throw new FerryError('NOT_FOUND', `block ${req.hash.slice(0, 12)} of ${req.path} is not available here`);
+  }
+
+  private readBlock(path: string, offset: number, size: number): Buffer | undefined {
+    let fd: number | undefined;
+    try {
+      fd = openSync(this.ctx.paths.resolve(path), 'r');
+      const buf = Buffer.allocUnsafe(size);
+      let done = 0;
+      while (done < size) {
+        const n = readSync(fd, buf, done, size - done, offset + done);
+        if (n === 0) return undefined;
+        done += n;
+      }
+      return buf;
+    } catch {
+      return undefined;
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+
+  private conflicts(): string[] {
+    const out: string[] = [];
+    for (const [path, e] of this.ctx.store.allLocal(this.id)) if (!e.record.deleted && isConflictCopy(path)) out.push(path);
+    return out.sort();
+  }
+
+  /** Runs jobs of this folder one at a time. */
+  private exclusive<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(() => (this.stopped ? (undefined as T) : job()));
+    this.queue = run.catch((err) => this.ctx.logger.error({ folder: this.id, err: errorMessage(err) }, 'folder job failed'));
+    return run;
+  }
+
+  private async fullScan(): Promise<void> {
+    const before = this.state;
+    this.state = 'scanning';
+    try {
+      const result = await this.scanner.scanAll();
+      this.scanErrors.clear();
+      for (const e of result.errors) this.scanErrors.set(e.path, e.message);
+      this.afterScan(result.changed);
+    } finally {
+      this.state = before === 'scanning' ? 'idle' : before;
+    }
+  }
+
+  private async scan(paths: string[]): Promise<void> {
+    const result = await this.scanner.scanPaths(paths);
+    for (const p of paths) this.scanErrors.delete(p);
+    for (const e of result.errors) this.scanErrors.set(e.path, e.message);
+    this.afterScan(result.changed);
+  }
+
+  private afterScan(changed: FileRecord[]): void {
+    if (changed.length === 0) return;
+    this.ctx.logger.debug({ folder: this.id, changed: changed.length }, 'local changes');
+    for (const r of changed) this.evaluate(r.path);
+    this.options.onLocalChange();
+    this.schedulePull();
+  }
+
+  private evaluate(path: string): void {
+    const devices = new Set(this.options.devices());
+    const local = this.ctx.store.getLocal(this.id, path);
+    const remotes = this.ctx.store
+      .remoteFor(this.id, path)
+      .filter((r) => devices.has(r.device))
+      .map((r) => r.record);
+    const type = remotes[0]?.type ?? local?.record.type;
+    if (this.ctx.ignore.ignores(path, type === 'dir')) {
+      this.need.delete(path);
+      return;
+    }
+    const d = decide(local?.record, remotes);
+    if (d.kind === 'none') this.need.delete(path);
+    else this.need.set(path, d);
+  }
+
+  private schedulePull(): void {
+    if (this.pullScheduled || this.stopped) return;
+    this.pullScheduled = true;
+    void this.exclusive(async () => {
+      this.pullScheduled = false;
+      await this.pullAll();
+    });
+  }
+
+  private async pullAll(): Promise<void> {
+    if (this.need.size === 0) return;
+    this.state = 'syncing';
+    let committed = false;
+    try {
+      const items = [...this.need.entries()];
+      const order = (d: Decision) => (d.kind !== 'apply' ? 0 : d.record.deleted ? 3 : d.record.type === 'dir' ? 1 : 2);
+      const byPhase = (phase: number) => items.filter(([, d]) => order(d) === phase);
+      for (const [path] of byPhase(0)) committed = this.pullOne(path) || committed;
+      const dirs = byPhase(1).sort(([a], [b]) => pathDepth(a) - pathDepth(b));
+      for (const [path] of dirs) committed = (await this.pullOneAsync(path)) || committed;
+      const files = byPhase(2);
+      let next = 0;
+      const worker = async () => {
+        while (next < files.length && !this.stopped) committed = (await this.pullOneAsync(files[next++]![0])) || committed;
+      };
+      await Promise.all(Array.from({ length: FILE_CONCURRENCY }, worker));
+      const deletes = byPhase(3).sort(([a], [b]) => pathDepth(b) - pathDepth(a) || (b < a ? -1 : 1));
+      for (const [path] of deletes) committed = (await this.pullOneAsync(path)) || committed;
+    } finally {
+      this.state = 'idle';
+      this.ctx.paths.forget();
+      if (committed) this.options.onLocalChange();
+    }
+    if (this.errors.size > 0 && !this.retryTimer) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.recomputeNeed();
+      }, RETRY_MS);
+    }
+  }
+
+  /** Adopt decisions: index only. Returns whether something was committed. */
+  private pullOne(path: string): boolean {
+    this.evaluate(path);
+    const d = this.need.get(path);
+    if (d?.kind !== 'adopt') return false;
+    const local = this.ctx.store.getLocal(this.id, path);
+    this.ctx.store.commitLocal(this.id, [{ record: d.record, stat: local?.stat, scannedAtMs: local?.scannedAtMs ?? 0, chunkAvg: local?.chunkAvg ?? 0 }]);
+    this.need.delete(path);
+    return true;
+  }
+
+  private async pullOneAsync(path: string): Promise<boolean> {
+    this.evaluate(path);
+    const d = this.need.get(path);
+    if (!d) return false;
+    if (d.kind === 'adopt') return this.pullOne(path);
+    if (d.kind !== 'apply') return false;
+    const local = this.ctx.store.getLocal(this.id, path);
+    try {
+      const { entry, extraScan } = await this.puller.apply(d.record, local, d.conflictCopy);
+      this.ctx.store.commitLocal(this.id, [entry]);
+      this.errors.delete(path);
+      this.need.delete(path);
+      if (d.conflictCopy) this.ctx.logger.warn({ folder: this.id, path, copy: extraScan[0] }, 'conflict: kept our version as a conflict copy');
+      if (extraScan.length) this.afterScan((await this.scanner.scanPaths(extraScan)).changed);
+      return true;
+    } catch (err) {
+      return this.handlePullError(path, d.record, local, err);
+    }
+  }
+
+  private async handlePullError(path: string, target: FileRecord, local: LocalEntry | undefined, err: unknown): Promise<boolean> {
+    if (isFerryError(err, 'CHANGED_LOCALLY')) {
+      if (err.data.notEmpty && target.deleted && target.type === 'dir') return this.keepDirectory(path, target, local);
+      // A local edit raced the pull: index it; the next evaluation sees the conflict.
+      this.afterScan((await this.scanner.scanPaths([path])).changed);
+      this.evaluate(path);
+      return false;
+    }
+    this.errors.set(path, errorMessage(err));
+    this.ctx.logger.warn({ folder: this.id, path, err: errorMessage(err) }, 'cannot sync file; will retry');
+    return false;
+  }
+
+  /**
+   * A directory deleted elsewhere still holds files here that the deleting side never saw:
+   * keep the directory (edit beats delete) with a version newer than the deletion, and index
+   * whatever is in it, so the other side gets them back.
+   */
+  private async keepDirectory(path: string, target: FileRecord, local: LocalEntry | undefined): Promise<boolean> {
+    const result = await this.scanner.scanPaths([path]);
+    const current = this.ctx.store.getLocal(this.id, path) ?? local;
+    if (current && !current.record.deleted) {
+      const version = bumpVersion(mergeVersions(current.record.version, target.version), this.ctx.shortId);
+      this.ctx.store.commitLocal(this.id, [{ ...current, record: { ...current.record, version, modifiedBy: this.ctx.shortId } }]);
+    }
+    this.afterScan(result.changed);
+    this.evaluate(path);
+    return true;
+  }
+}

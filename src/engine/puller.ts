@@ -1,0 +1,227 @@
+/**
+ * Makes the disk match a record that won. Files are assembled in a temporary file beside the
+ * target (`.ferry.tmp.*`) from blocks found locally (any file the block map knows) or fetched
+ * from peers, every block verified against its hash; then fsync, a last check that the target
+ * did not change since it was scanned (else it is a conflict, not an overwrite), the old file
+ * moved to the version area (or kept as a conflict copy), and an atomic rename. A temporary
+ * file left by a crash is reused: blocks already in it are verified and not fetched again.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, fsyncSync, readdirSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmdirSync, symlinkSync, unlinkSync, utimesSync, chmodSync, writeSync, ftruncateSync, rmSync } from 'node:fs';
+import type { Stats } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { FerryError } from '../core/errors.js';
+import { blockOffsets, type BlockRef, type FileRecord } from '../core/file-record.js';
+import type { LocalEntry } from '../index-store/sqlite-index-store.js';
+import { conflictCopyPath } from './conflict-name.js';
+import type { FolderContext } from './folder-context.js';
+import { sameStat, statKey } from './scanner.js';
+
+/** Fetches one verified block of `record` from a peer. */
+export type BlockFetcher = (record: FileRecord, block: BlockRef, offset: number) => Promise<Buffer>;
+
+export interface PullStats {
+  blocksFromTemp: number;
+  blocksLocal: number;
+  blocksFetched: number;
+  bytesFetched: number;
+}
+
+const FETCH_CONCURRENCY = 16;
+
+export class Puller {
+  readonly stats: PullStats = { blocksFromTemp: 0, blocksLocal: 0, blocksFetched: 0, bytesFetched: 0 };
+
+  constructor(
+    private readonly ctx: FolderContext,
+    private readonly fetchBlock: BlockFetcher,
+  ) {}
+
+  /**
+   * Applies `target` to disk and returns the local entry to commit. When `conflictCopy`, the
+   * current local version is renamed to its conflict-copy name instead of being versioned;
+   * the returned `extraScan` lists paths the caller should scan (the conflict copy).
+   */
+  async apply(target: FileRecord, local: LocalEntry | undefined, conflictCopy: boolean): Promise<{ entry: LocalEntry; extraScan: string[] }> {
+    const abs = this.ctx.paths.resolve(target.path, { createParents: true });
+    const current = lstatSync(abs, { throwIfNoEntry: false });
+    this.checkUnchanged(target.path, current, local);
+    const extraScan: string[] = [];
+    const displace = () => {
+      if (!current) return;
+      if (current.isDirectory()) {
+        this.removeDir(abs, target.path);
+      } else if (conflictCopy && local) {
+        const copy = conflictCopyPath(local.record);
+        renameSync(abs, join(this.ctx.root, copy));
+        extraScan.push(copy);
+      } else if (current.isFile()) {
+        this.ctx.versioner.archive(abs, target.path);
+      } else {
+        unlinkSync(abs);
+      }
+    };
+
+    if (target.deleted) {
+      if (current?.isDirectory() && target.type === 'dir') this.removeDir(abs, target.path);
+      else displace();
+      return { entry: { record: target, scannedAtMs: Date.now(), chunkAvg: 0 }, extraScan };
+    }
+    if (target.type === 'dir') {
+      if (current && !current.isDirectory()) displace();
+      if (!current || !current.isDirectory()) mkdirSync(abs);
+      chmodSync(abs, target.mode);
+      return { entry: this.entryFor(target, abs), extraScan };
+    }
+    if (target.type === 'symlink') {
+      displace();
+      symlinkSync(target.symlinkTarget ?? '', abs);
+      return { entry: this.entryFor(target, abs), extraScan };
+    }
+    const temp = await this.assemble(target, abs);
+    // The download took time: check again, just before replacing.
+    const now = lstatSync(abs, { throwIfNoEntry: false });
+    if (!sameOptionalStat(current, now)) {
+      throw new FerryError('CHANGED_LOCALLY', `${target.path} changed locally during the download; will rescan`);
+    }
+    displace();
+    chmodSync(temp, target.mode);
+    utimesSync(temp, target.mtimeMs / 1000, target.mtimeMs / 1000);
+    renameSync(temp, abs);
+    return { entry: this.entryFor(target, abs), extraScan };
+  }
+
+  /** Builds the file in its temporary file; returns the temporary path. */
+  private async assemble(target: FileRecord, abs: string): Promise<string> {
+    const temp = join(dirname(abs), tempName(target.path));
+    const existed = lstatSync(temp, { throwIfNoEntry: false })?.isFile() ?? false;
+    const fd = openSync(temp, existed ? 'r+' : 'w+', 0o600);
+    try {
+      ftruncateSync(fd, target.size);
+      const offsets = blockOffsets(target.blocks);
+      const missing: number[] = [];
+      for (let i = 0; i < target.blocks.length; i++) {
+        const block = target.blocks[i]!;
+        if (existed && hashMatches(readAt(fd, offsets[i]!, block.size), block.hash)) {
+          this.stats.blocksFromTemp++;
+          continue;
+        }
+        const local = this.readLocalBlock(block);
+        if (local) {
+          writeAll(fd, local, offsets[i]!);
+          this.stats.blocksLocal++;
+          continue;
+        }
+        missing.push(i);
+      }
+      await this.fetchMissing(target, fd, missing, offsets);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    return temp;
+  }
+
+  private async fetchMissing(target: FileRecord, fd: number, missing: number[], offsets: number[]): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < missing.length) {
+        const i = missing[next++]!;
+        const data = await this.fetchBlock(target, target.blocks[i]!, offsets[i]!);
+        writeAll(fd, data, offsets[i]!);
+        this.stats.blocksFetched++;
+        this.stats.bytesFetched += data.length;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(FETCH_CONCURRENCY, missing.length) }, worker));
+  }
+
+  /** A block from any local file that has it, verified; undefined when none does. */
+  private readLocalBlock(block: BlockRef): Buffer | undefined {
+    for (const loc of this.ctx.store.findBlock(block.hash)) {
+      if (loc.folder !== this.ctx.folderId || loc.size !== block.size) continue;
+      let fd: number | undefined;
+      try {
+        fd = openSync(this.ctx.paths.resolve(loc.path), 'r');
+        const data = readAt(fd, loc.offset, loc.size);
+        if (hashMatches(data, block.hash)) return data;
+      } catch {
+        // moved or changed since it was indexed: try the next location
+      } finally {
+        if (fd !== undefined) closeSync(fd);
+      }
+    }
+    return undefined;
+  }
+
+  /** The disk must still hold what the index says we have; otherwise it is a local edit. */
+  private checkUnchanged(path: string, current: Stats | undefined, local: LocalEntry | undefined): void {
+    const live = local && !local.record.deleted ? local : undefined;
+    if (!current) return; // nothing to overwrite
+    if (!live) throw new FerryError('CHANGED_LOCALLY', `${path} exists locally but is not indexed yet; will rescan`);
+    if (current.isDirectory()) return; // directories: their contents are checked path by path
+    if (!live.stat || !sameStat(live.stat, statKey(current))) {
+      throw new FerryError('CHANGED_LOCALLY', `${path} changed locally since it was scanned; will rescan`);
+    }
+  }
+
+  private removeDir(abs: string, path: string): void {
+    try {
+      rmdirSync(abs);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOTEMPTY' || (err as NodeJS.ErrnoException).code === 'EEXIST') {
+        this.removeInternalLeftovers(abs);
+        try {
+          rmdirSync(abs);
+          return;
+        } catch {
+          throw new FerryError('CHANGED_LOCALLY', `directory ${path} is not empty`, { data: { path, notEmpty: true } });
+        }
+      }
+      throw err;
+    }
+    this.ctx.paths.forget();
+  }
+
+  /** Ferry's own temporary files do not keep a deleted directory alive. */
+  private removeInternalLeftovers(abs: string): void {
+    for (const name of readdirSync(abs)) {
+      if (name.startsWith('.ferry.tmp.')) rmSync(join(abs, name), { force: true });
+    }
+  }
+
+  private entryFor(record: FileRecord, abs: string): LocalEntry {
+    const st = lstatSync(abs);
+    return { record, stat: statKey(st), scannedAtMs: Date.now(), chunkAvg: 0 };
+  }
+}
+
+export function tempName(path: string): string {
+  return `.ferry.tmp.${createHash('sha256').update(path).digest('hex').slice(0, 16)}`;
+}
+
+
+function sameOptionalStat(a: Stats | undefined, b: Stats | undefined): boolean {
+  if (!a || !b) return !a && !b;
+  return sameStat(statKey(a), statKey(b));
+}
+
+function readAt(fd: number, offset: number, size: number): Buffer {
+  const buf = Buffer.allocUnsafe(size);
+  let done = 0;
+  while (done < size) {
+    const n = readSync(fd, buf, done, size - done, offset + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done === size ? buf : buf.subarray(0, done);
+}
+
+function writeAll(fd: number, data: Buffer, offset: number): void {
+  let done = 0;
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done, offset + done);
+}
+
+export function hashMatches(data: Buffer, hash: Buffer): boolean {
+  return createHash('sha256').update(data).digest().equals(hash);
+}

@@ -1,0 +1,276 @@
+/**
+ * Turns the folder's files into records. A scan stats every entry and hashes only files whose
+ * stat differs from what the index remembers, or that were modified so close to the last look
+ * that a same-size edit within the timestamp granularity could hide (git's "racy" rule).
+ * A scan can cover the whole folder or only some paths (from the watcher).
+ */
+import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { join } from 'node:path';
+import { chunkFile } from '../chunker/chunk-file.js';
+import { chunkParamsFor } from '../chunker/fastcdc.js';
+import { errorMessage } from '../core/errors.js';
+import { sameContent, type FileRecord, type FileType } from '../core/file-record.js';
+import { checkRelativePath, parentPath } from '../core/paths.js';
+import { bumpVersion } from '../core/version-vector.js';
+import type { LocalEntry, StatKey } from '../index-store/sqlite-index-store.js';
+import type { FolderContext } from './folder-context.js';
+
+/** Files modified less than this before they were scanned are hashed again next time. */
+const RACY_WINDOW_MS = 2000;
+const COMMIT_BATCH = 1000;
+
+export interface ScanResult {
+  readonly changed: FileRecord[];
+  readonly errors: { path: string; message: string }[];
+}
+
+export class Scanner {
+  constructor(private readonly ctx: FolderContext) {}
+
+  /** Scans the whole folder. */
+  async scanAll(): Promise<ScanResult> {
+    const known = this.ctx.store.allLocal(this.ctx.folderId);
+    return this.run(known, [''], true);
+  }
+
+  /** Scans the given paths (and everything under those that are directories). */
+  async scanPaths(paths: readonly string[]): Promise<ScanResult> {
+    if (paths.includes('')) return this.scanAll();
+    const known = new Map<string, LocalEntry>();
+    const roots: string[] = [];
+    for (const p of minimalRoots(paths)) {
+      roots.push(p);
+      const e = this.ctx.store.getLocal(this.ctx.folderId, p);
+      if (e) known.set(p, e);
+      for (const u of this.ctx.store.localUnder(this.ctx.folderId, p)) known.set(u.record.path, u);
+    }
+    return this.run(known, roots, false);
+  }
+
+  private async run(known: Map<string, LocalEntry>, roots: string[], full: boolean): Promise<ScanResult> {
+    const walk = new Walk(this.ctx, known);
+    for (const root of roots) {
+      if (root === '') {
+        walk.dir('');
+        continue;
+      }
+      // A new file in a new directory: the directory needs its record too.
+      for (let p = parentPath(root); p !== undefined; p = parentPath(p)) {
+        const e = this.ctx.store.getLocal(this.ctx.folderId, p);
+        if (e && !e.record.deleted) break;
+        if (e) known.set(p, e);
+        walk.entry(p, false);
+      }
+      walk.entry(root);
+    }
+    const pending: LocalEntry[] = [];
+    const changed: FileRecord[] = [];
+    const flush = () => {
+      if (pending.length) changed.push(...this.ctx.store.commitLocal(this.ctx.folderId, pending.splice(0)));
+    };
+    for (const item of walk.toHash) {
+      const entry = await this.hashFile(item.path, item.stat, known.get(item.path));
+      if (entry === 'unchanged') continue;
+      if (entry === 'vanished') {
+        walk.seen.delete(item.path);
+        continue;
+      }
+      if ('error' in entry) {
+        walk.errors.push({ path: item.path, message: entry.error });
+        continue;
+      }
+      pending.push(entry);
+      if (pending.length >= COMMIT_BATCH) flush();
+    }
+    pending.push(...walk.changes);
+    const now = Date.now();
+    // Whatever the index has as present but the walk did not see (within the scanned roots) is gone.
+    for (const [path, e] of known) {
+      if (e.record.deleted || walk.seen.has(path) || walk.skipped.has(path)) continue;
+      if (!full && !roots.some((r) => path === r || path.startsWith(r + '/'))) continue;
+      if (walk.skippedUnder(path)) continue;
+      pending.push({ record: deletedRecord(e.record, this.ctx.shortId), scannedAtMs: now, chunkAvg: 0 });
+    }
+    flush();
+    for (const [path, stat] of walk.statOnly) this.ctx.store.updateStat(this.ctx.folderId, path, stat, now);
+    return { changed, errors: walk.errors };
+  }
+
+  private async hashFile(
+    path: string,
+    stat: Stats,
+    existing: LocalEntry | undefined,
+  ): Promise<LocalEntry | 'unchanged' | 'vanished' | { error: string }> {
+    const abs = join(this.ctx.root, path);
+    const startedAt = Date.now();
+    const avg = chunkParamsFor(stat.size, existing?.chunkAvg || undefined).avgSize;
+    const blocks = [];
+    try {
+      for await (const c of chunkFile(abs, { avgSize: avg })) blocks.push({ hash: c.hash, size: c.size });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'vanished';
+      return { error: `cannot read: ${errorMessage(err)}` };
+    }
+    const after = lstatSync(abs, { throwIfNoEntry: false });
+    if (!after) return 'vanished';
+    if (!sameStat(statKey(stat), statKey(after))) return { error: 'file changed while it was being hashed; will retry' };
+    const size = blocks.reduce((n, b) => n + b.size, 0);
+    const candidate: FileRecord = {
+      path,
+      type: 'file',
+      size,
+      mtimeMs: stat.mtimeMs,
+      mode: stat.mode & 0o7777,
+      deleted: false,
+      version: existing?.record.version ?? {},
+      modifiedBy: this.ctx.shortId,
+      sequence: 0,
+      blocks,
+    };
+    if (existing && !existing.record.deleted && sameContent(existing.record, candidate) && existing.record.mode === candidate.mode) {
+      this.ctx.store.updateStat(this.ctx.folderId, path, statKey(stat), startedAt);
+      return 'unchanged';
+    }
+    return {
+      record: { ...candidate, version: bumpVersion(candidate.version, this.ctx.shortId) },
+      stat: statKey(stat),
+      scannedAtMs: startedAt,
+      chunkAvg: avg,
+    };
+  }
+}
+
+/** The directory walk: collects new/changed dirs and symlinks, and the files to hash. */
+class Walk {
+  readonly seen = new Set<string>();
+  /** Paths present but not synced this time (invalid names, unreadable). Never deleted. */
+  readonly skipped = new Set<string>();
+  readonly changes: LocalEntry[] = [];
+  readonly toHash: { path: string; stat: Stats }[] = [];
+  readonly statOnly = new Map<string, StatKey>();
+  readonly errors: { path: string; message: string }[] = [];
+  private readonly now = Date.now();
+
+  constructor(
+    private readonly ctx: FolderContext,
+    private readonly known: Map<string, LocalEntry>,
+  ) {}
+
+  skippedUnder(path: string): boolean {
+    for (let p = parentPath(path); p !== undefined; p = parentPath(p)) if (this.skipped.has(p)) return true;
+    return false;
+  }
+
+  dir(rel: string): void {
+    let names: string[];
+    try {
+      names = readdirSync(rel ? join(this.ctx.root, rel) : this.ctx.root);
+    } catch (err) {
+      if (rel) this.skipped.add(rel);
+      this.errors.push({ path: rel || '.', message: `cannot list directory: ${errorMessage(err)}` });
+      return;
+    }
+    for (const name of names) this.entry(rel ? `${rel}/${name}` : name);
+  }
+
+  entry(rel: string, recurse = true): void {
+    let path: string;
+    try {
+      path = checkRelativePath(rel);
+    } catch (err) {
+      this.skipped.add(rel);
+      this.errors.push({ path: rel, message: errorMessage(err) });
+      return;
+    }
+    if (path !== rel) {
+      this.skipped.add(rel);
+      this.errors.push({ path: rel, message: 'name is not in Unicode NFC form; not synced' });
+      return;
+    }
+    const stat = lstatSync(join(this.ctx.root, path), { throwIfNoEntry: false });
+    if (!stat) return;
+    const type: FileType | undefined = stat.isFile() ? 'file' : stat.isDirectory() ? 'dir' : stat.isSymbolicLink() ? 'symlink' : undefined;
+    if (!type) return; // sockets, FIFOs, devices: not synced
+    if (this.ctx.ignore.ignores(path, type === 'dir')) {
+      this.skipped.add(path);
+      return;
+    }
+    this.seen.add(path);
+    const existing = this.known.get(path);
+    const live = existing && !existing.record.deleted ? existing : undefined;
+    const key = statKey(stat);
+    if (type === 'file') {
+      const racy = live?.stat !== undefined && live.scannedAtMs - live.stat.mtimeMs < RACY_WINDOW_MS;
+      if (live?.record.type === 'file' && live.stat && sameStat(live.stat, key) && !racy) return;
+      this.toHash.push({ path, stat });
+      return;
+    }
+    if (type === 'dir') {
+      if (live?.record.type !== 'dir' || live.record.mode !== (stat.mode & 0o7777)) {
+        this.changes.push(this.newEntry(path, 'dir', stat, existing));
+      } else if (!live.stat || !sameStat(live.stat, key)) {
+        this.statOnly.set(path, key);
+      }
+      if (recurse) this.dir(path);
+      return;
+    }
+    let target: string;
+    try {
+      target = readlinkSync(join(this.ctx.root, path));
+    } catch (err) {
+      this.errors.push({ path, message: `cannot read link: ${errorMessage(err)}` });
+      return;
+    }
+    if (live?.record.type !== 'symlink' || live.record.symlinkTarget !== target) {
+      this.changes.push(this.newEntry(path, 'symlink', stat, existing, target));
+    }
+  }
+
+  private newEntry(path: string, type: FileType, stat: Stats, existing: LocalEntry | undefined, target?: string): LocalEntry {
+    const record: FileRecord = {
+      path,
+      type,
+      size: 0,
+      mtimeMs: stat.mtimeMs,
+      mode: type === 'symlink' ? 0 : stat.mode & 0o7777,
+      deleted: false,
+      version: bumpVersion(existing?.record.version ?? {}, this.ctx.shortId),
+      modifiedBy: this.ctx.shortId,
+      sequence: 0,
+      blocks: [],
+      ...(target === undefined ? {} : { symlinkTarget: target }),
+    };
+    return { record, stat: statKey(stat), scannedAtMs: this.now, chunkAvg: 0 };
+  }
+}
+
+export function deletedRecord(r: FileRecord, shortId: string): FileRecord {
+  return {
+    ...r,
+    deleted: true,
+    size: 0,
+    blocks: [],
+    version: bumpVersion(r.version, shortId),
+    modifiedBy: shortId,
+    sequence: 0,
+  };
+}
+
+export function statKey(s: Stats): StatKey {
+  return { size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino };
+}
+
+export function sameStat(a: StatKey, b: StatKey): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
+}
+
+/** Drops paths that lie under another path of the list. */
+function minimalRoots(paths: readonly string[]): string[] {
+  const sorted = [...new Set(paths)].sort();
+  const out: string[] = [];
+  for (const p of sorted) {
+    if (p === '' ) return [''];
+    if (!out.some((r) => p.startsWith(r + '/'))) out.push(p);
+  }
+  return out;
+}

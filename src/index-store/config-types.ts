@@ -1,0 +1,18 @@
+/** Configuration records as the index store keeps them. */
+export interface FolderConfig {
+  readonly id: string;
+  readonly path: string;
+  /** Random ID of this node's index for the folder; changes if the index is recreated. */
+  readonly indexId: string;
+  readonly versionsKeepDays: number;
+  readonly rescanSeconds: number;
+  /** Devices the folder is shared with. */
+  readonly devices: readonly string[];
+}
+
+export interface PeerConfig {
+  readonly deviceId: string;
+  readonly name: string;
+  /** host:port addresses to dial. */
+  readonly addresses: readonly string[];
+}

@@ -1,0 +1,391 @@
+/**
+ * The index: configuration, this node's file records, what peers announced, and the block
+ * map, in one SQLite database (WAL mode, so `ferry status` and config commands read and write
+ * while the node runs). Methods are synchronous: better-sqlite3 is faster that way, and each
+ * call is short; batches go through `transaction`.
+ */
+import Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { FerryError } from '../core/errors.js';
+import type { FileRecord, FileType } from '../core/file-record.js';
+import { blockOffsets } from '../core/file-record.js';
+import type { VersionVector } from '../core/version-vector.js';
+import { packBlocks, unpackBlocks } from './block-codec.js';
+import type { FolderConfig, PeerConfig } from './config-types.js';
+
+/** The stat of a file when Ferry last looked at it or wrote it. */
+export interface StatKey {
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+  readonly ino: number;
+}
+
+export interface LocalEntry {
+  readonly record: FileRecord;
+  readonly stat?: StatKey;
+  /** When the stat was taken (ms); files modified close to it are re-hashed next time. */
+  readonly scannedAtMs: number;
+  /** Average chunk size used for the file, kept so a growing file is not re-chunked. */
+  readonly chunkAvg: number;
+}
+
+export interface BlockLocation {
+  readonly folder: string;
+  readonly path: string;
+  readonly offset: number;
+  readonly size: number;
+}
+
+type Row = Record<string, any>;
+
+const SQL_DIR = fileURLToPath(new URL('./sql/', import.meta.url));
+
+export class SqliteIndexStore {
+  private readonly db: Database.Database;
+  private readonly sequences = new Map<string, number>();
+  private readonly stmts: Record<string, Database.Statement>;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+    this.stmts = this.prepareStatements();
+  }
+
+  static open(file: string): SqliteIndexStore {
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 5000');
+    db.pragma('foreign_keys = ON');
+    migrate(db);
+    return new SqliteIndexStore(db);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  /** Changes when another connection (the CLI, another process) commits. */
+  dataVersion(): number {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
+  // ---- meta ----------------------------------------------------------------------------
+
+  getMeta(key: string): string | undefined {
+    return (this.stmts.getMeta!.get(key) as Row | undefined)?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.stmts.setMeta!.run(key, value);
+  }
+
+  // ---- configuration --------------------------------------------------------------------
+
+  listFolders(): FolderConfig[] {
+    const devices = new Map<string, string[]>();
+    for (const r of this.db.prepare('SELECT folder_id, device_id FROM folder_devices ORDER BY device_id').all() as Row[]) {
+      (devices.get(r.folder_id) ?? devices.set(r.folder_id, []).get(r.folder_id)!).push(r.device_id);
+    }
+    return (this.db.prepare('SELECT * FROM folders ORDER BY id').all() as Row[]).map((r) => ({
+      id: r.id,
+      path: r.path,
+      indexId: r.index_id,
+      versionsKeepDays: r.versions_keep_days,
+      rescanSeconds: r.rescan_seconds,
+      devices: devices.get(r.id) ?? [],
+    }));
+  }
+
+  getFolder(id: string): FolderConfig | undefined {
+    return this.listFolders().find((f) => f.id === id);
+  }
+
+  addFolder(id: string, path: string): FolderConfig {
+    if (this.getFolder(id)) throw new FerryError('ALREADY_EXISTS', `folder ${id} already exists`);
+    const other = this.listFolders().find((f) => f.path === path);
+    if (other) throw new FerryError('ALREADY_EXISTS', `${path} is already shared as folder ${other.id}`);
+    this.db
+      .prepare('INSERT INTO folders (id, path, index_id, created_at) VALUES (?, ?, ?, ?)')
+      .run(id, path, randomBytes(8).toString('hex'), new Date().toISOString());
+    return this.getFolder(id)!;
+  }
+
+  removeFolder(id: string): void {
+    this.transaction(() => {
+      const changes = this.db.prepare('DELETE FROM folders WHERE id = ?').run(id).changes;
+      if (changes === 0) throw new FerryError('UNKNOWN_FOLDER', `no folder ${id}`);
+      for (const table of ['files', 'remote_files', 'remote_index', 'block_map']) {
+        this.db.prepare(`DELETE FROM ${table} WHERE folder = ?`).run(id);
+      }
+    });
+  }
+
+  listPeers(): PeerConfig[] {
+    return (this.db.prepare('SELECT * FROM peers ORDER BY device_id').all() as Row[]).map((r) => ({
+      deviceId: r.device_id,
+      name: r.name,
+      addresses: JSON.parse(r.addresses) as string[],
+    }));
+  }
+
+  /** Adds a peer or merges new addresses/name into an existing one. */
+  upsertPeer(deviceId: string, addresses: readonly string[], name?: string): PeerConfig {
+    const existing = this.listPeers().find((p) => p.deviceId === deviceId);
+    const merged = [...new Set([...(existing?.addresses ?? []), ...addresses])];
+    this.db
+      .prepare(
+        `INSERT INTO peers (device_id, name, addresses) VALUES (?, ?, ?)
+         ON CONFLICT (device_id) DO UPDATE SET name = excluded.name, addresses = excluded.addresses`,
+      )
+      .run(deviceId, name ?? existing?.name ?? '', JSON.stringify(merged));
+    this.db.prepare('DELETE FROM pending_devices WHERE device_id = ?').run(deviceId);
+    return this.listPeers().find((p) => p.deviceId === deviceId)!;
+  }
+
+  removePeer(deviceId: string): void {
+    const changes = this.db.prepare('DELETE FROM peers WHERE device_id = ?').run(deviceId).changes;
+    if (changes === 0) throw new FerryError('UNKNOWN_DEVICE', `no peer ${deviceId}`);
+  }
+
+  shareFolder(folderId: string, deviceId: string): void {
+    if (!this.getFolder(folderId)) throw new FerryError('UNKNOWN_FOLDER', `no folder ${folderId}`);
+    this.db.prepare('INSERT OR IGNORE INTO folder_devices (folder_id, device_id) VALUES (?, ?)').run(folderId, deviceId);
+  }
+
+  notePendingDevice(deviceId: string, address: string): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO pending_devices (device_id, address, last_seen) VALUES (?, ?, ?)')
+      .run(deviceId, address, new Date().toISOString());
+  }
+
+  listPendingDevices(): { deviceId: string; address: string; lastSeen: string }[] {
+    return (this.db.prepare('SELECT * FROM pending_devices ORDER BY device_id').all() as Row[]).map((r) => ({
+      deviceId: r.device_id,
+      address: r.address,
+      lastSeen: r.last_seen,
+    }));
+  }
+
+  // ---- local records --------------------------------------------------------------------
+
+  getLocal(folder: string, path: string): LocalEntry | undefined {
+    const row = this.stmts.getLocal!.get(folder, path) as Row | undefined;
+    return row && toLocalEntry(row);
+  }
+
+  /** Every local entry of a folder (deleted ones too), for a scan to compare against. */
+  allLocal(folder: string): Map<string, LocalEntry> {
+    const out = new Map<string, LocalEntry>();
+    for (const row of this.stmts.allLocal!.iterate(folder) as Iterable<Row>) out.set(row.path, toLocalEntry(row));
+    return out;
+  }
+
+  /** Local entries under a directory (exclusive), for scoped scans. */
+  localUnder(folder: string, dir: string): LocalEntry[] {
+    const lo = dir + '/';
+    const hi = dir + '0'; // '0' sorts right after '/'
+    return (this.stmts.localUnder!.all(folder, lo, hi) as Row[]).map(toLocalEntry);
+  }
+
+  maxSequence(folder: string): number {
+    let seq = this.sequences.get(folder);
+    if (seq === undefined) {
+      seq = ((this.stmts.maxSeq!.get(folder) as Row).seq as number | null) ?? 0;
+      this.sequences.set(folder, seq);
+    }
+    return seq;
+  }
+
+  /**
+   * Stores new versions of local records, giving each the next sequence number; returns the
+   * records as stored. Also refreshes the block map for each path.
+   */
+  commitLocal(folder: string, entries: readonly LocalEntry[]): FileRecord[] {
+    return this.transaction(() => {
+      let seq = this.maxSequence(folder);
+      const out: FileRecord[] = [];
+      for (const e of entries) {
+        const record = { ...e.record, sequence: ++seq };
+        this.writeLocalRow(folder, record, e);
+        this.stmts.deleteBlocks!.run(folder, record.path);
+        if (!record.deleted && record.type === 'file') {
+          const offsets = blockOffsets(record.blocks);
+          record.blocks.forEach((b, i) => this.stmts.insertBlock!.run(b.hash, folder, record.path, offsets[i], b.size));
+        }
+        out.push(record);
+      }
+      this.sequences.set(folder, seq);
+      return out;
+    });
+  }
+
+  /** Updates only the stat cache of an entry (content unchanged; no new sequence). */
+  updateStat(folder: string, path: string, stat: StatKey, scannedAtMs: number): void {
+    this.stmts.updateStat!.run(stat.size, stat.mtimeMs, stat.ctimeMs, stat.ino, scannedAtMs, folder, path);
+  }
+
+  localSince(folder: string, sequence: number, limit: number): FileRecord[] {
+    return (this.stmts.localSince!.all(folder, sequence, limit) as Row[]).map(toRecord);
+  }
+
+  localCounts(folder: string): { files: number; bytes: number } {
+    const r = this.stmts.localCounts!.get(folder) as Row;
+    return { files: r.files ?? 0, bytes: r.bytes ?? 0 };
+  }
+
+  // ---- remote records -------------------------------------------------------------------
+
+  remoteIndex(folder: string, device: string): { indexId: string; maxSequence: number } | undefined {
+    const r = this.stmts.remoteIndex!.get(folder, device) as Row | undefined;
+    return r && { indexId: r.index_id, maxSequence: r.max_sequence };
+  }
+
+  /** Forgets what a peer announced for a folder (its index was recreated). */
+  resetRemote(folder: string, device: string, indexId: string): void {
+    this.transaction(() => {
+      this.db.prepare('DELETE FROM remote_files WHERE folder = ? AND device = ?').run(folder, device);
+      this.db
+        .prepare('INSERT OR REPLACE INTO remote_index (folder, device, index_id, max_sequence) VALUES (?, ?, ?, 0)')
+        .run(folder, device, indexId);
+    });
+  }
+
+  putRemote(folder: string, device: string, records: readonly FileRecord[]): void {
+    this.transaction(() => {
+      let max = this.remoteIndex(folder, device)?.maxSequence ?? 0;
+      for (const r of records) {
+        this.stmts.putRemote!.run(
+          folder, device, r.path, r.type, r.size, r.mtimeMs, r.mode, r.deleted ? 1 : 0,
+          JSON.stringify(r.version), r.modifiedBy, r.sequence, packBlocks(r.blocks), r.symlinkTarget ?? null,
+        );
+        max = Math.max(max, r.sequence);
+      }
+      this.db.prepare('UPDATE remote_index SET max_sequence = ? WHERE folder = ? AND device = ?').run(max, folder, device);
+    });
+  }
+
+  /** What every peer announced for one path. */
+  remoteFor(folder: string, path: string): { device: string; record: FileRecord }[] {
+    return (this.stmts.remoteFor!.all(folder, path) as Row[]).map((r) => ({ device: r.device, record: toRecord(r) }));
+  }
+
+  /** Every path any peer announced in a folder. */
+  remotePaths(folder: string): string[] {
+    return (this.stmts.remotePaths!.all(folder) as Row[]).map((r) => r.path);
+  }
+
+  // ---- blocks -------------------------------------------------------------------------
+
+  findBlock(hash: Buffer, limit = 4): BlockLocation[] {
+    return (this.stmts.findBlock!.all(hash, limit) as Row[]).map((r) => ({
+      folder: r.folder,
+      path: r.path,
+      offset: r.offset,
+      size: r.size,
+    }));
+  }
+
+  // ---- runtime status -------------------------------------------------------------------
+
+  setStatus(key: string, value: unknown): void {
+    this.stmts.setStatus!.run(key, JSON.stringify(value), Date.now());
+  }
+
+  getStatus<T>(key: string): { value: T; updatedAt: number } | undefined {
+    const r = this.stmts.getStatus!.get(key) as Row | undefined;
+    return r && { value: JSON.parse(r.value) as T, updatedAt: r.updated_at };
+  }
+
+  private writeLocalRow(folder: string, r: FileRecord, e: LocalEntry): void {
+    const s = e.stat;
+    this.stmts.putLocal!.run(
+      folder, r.path, r.type, r.size, r.mtimeMs, r.mode, r.deleted ? 1 : 0, JSON.stringify(r.version),
+      r.modifiedBy, r.sequence, packBlocks(r.blocks), r.symlinkTarget ?? null, e.chunkAvg,
+      s?.size ?? -1, s?.mtimeMs ?? 0, s?.ctimeMs ?? 0, s?.ino ?? 0, e.scannedAtMs,
+    );
+  }
+
+  private prepareStatements(): Record<string, Database.Statement> {
+    const p = (sql: string) => this.db.prepare(sql);
+    return {
+      getMeta: p('SELECT value FROM meta WHERE key = ?'),
+      setMeta: p('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
+      getLocal: p('SELECT * FROM files WHERE folder = ? AND path = ?'),
+      allLocal: p('SELECT * FROM files WHERE folder = ?'),
+      localUnder: p('SELECT * FROM files WHERE folder = ? AND path >= ? AND path < ?'),
+      maxSeq: p('SELECT max(sequence) AS seq FROM files WHERE folder = ?'),
+      putLocal: p(
+        `INSERT OR REPLACE INTO files (folder, path, type, size, mtime_ms, mode, deleted, version, modified_by,
+           sequence, blocks, symlink_target, chunk_avg, st_size, st_mtime_ms, st_ctime_ms, st_ino, scanned_at_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      updateStat: p(
+        'UPDATE files SET st_size = ?, st_mtime_ms = ?, st_ctime_ms = ?, st_ino = ?, scanned_at_ms = ? WHERE folder = ? AND path = ?',
+      ),
+      localSince: p('SELECT * FROM files WHERE folder = ? AND sequence > ? ORDER BY sequence LIMIT ?'),
+      localCounts: p(
+        "SELECT count(*) AS files, sum(size) AS bytes FROM files WHERE folder = ? AND deleted = 0 AND type = 'file'",
+      ),
+      deleteBlocks: p('DELETE FROM block_map WHERE folder = ? AND path = ?'),
+      insertBlock: p('INSERT INTO block_map (hash, folder, path, offset, size) VALUES (?, ?, ?, ?, ?)'),
+      findBlock: p('SELECT folder, path, offset, size FROM block_map WHERE hash = ? LIMIT ?'),
+      remoteIndex: p('SELECT index_id, max_sequence FROM remote_index WHERE folder = ? AND device = ?'),
+      putRemote: p(
+        `INSERT OR REPLACE INTO remote_files (folder, device, path, type, size, mtime_ms, mode, deleted, version,
+           modified_by, sequence, blocks, symlink_target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      remoteFor: p('SELECT * FROM remote_files WHERE folder = ? AND path = ?'),
+      remotePaths: p('SELECT DISTINCT path FROM remote_files WHERE folder = ?'),
+      setStatus: p('INSERT OR REPLACE INTO runtime_status (key, value, updated_at) VALUES (?, ?, ?)'),
+      getStatus: p('SELECT value, updated_at FROM runtime_status WHERE key = ?'),
+    };
+  }
+}
+
+function toRecord(r: Row): FileRecord {
+  const record: FileRecord = {
+    path: r.path,
+    type: r.type as FileType,
+    size: r.size,
+    mtimeMs: r.mtime_ms,
+    mode: r.mode,
+    deleted: r.deleted === 1,
+    version: JSON.parse(r.version) as VersionVector,
+    modifiedBy: r.modified_by,
+    sequence: r.sequence,
+    blocks: unpackBlocks(r.blocks),
+  };
+  return r.symlink_target == null ? record : { ...record, symlinkTarget: r.symlink_target };
+}
+
+function toLocalEntry(r: Row): LocalEntry {
+  return {
+    record: toRecord(r),
+    stat: r.st_size < 0 ? undefined : { size: r.st_size, mtimeMs: r.st_mtime_ms, ctimeMs: r.st_ctime_ms, ino: r.st_ino },
+    scannedAtMs: r.scanned_at_ms,
+    chunkAvg: r.chunk_avg,
+  };
+}
+
+/** Applies the numbered .sql files newer than the database's schema version. */
+function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  const files = readdirSync(SQL_DIR)
+    .filter((f) => /^\d{3}-.*\.sql$/.test(f))
+    .sort();
+  for (const file of files) {
+    const version = Number(file.slice(0, 3));
+    if (version <= current) continue;
+    db.transaction(() => {
+      db.exec(readFileSync(SQL_DIR + file, 'utf8'));
+      db.pragma(`user_version = ${version}`);
+    })();
+  }
+}
