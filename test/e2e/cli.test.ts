@@ -1,0 +1,192 @@
+/**
+ * The command-line contract (docs/cli.md): identity, bad input rejected without changes,
+ * configuration picked up by a running node, status of a stopped node.
+ */
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  DEVICE_ID_RE,
+  describeRun,
+  parseJsonOutput,
+  uniqueText,
+  useCluster,
+  waitConverged,
+  waitFor,
+  waitForContent,
+  writeFile,
+  type RunResult,
+} from './harness.js';
+
+const cluster = useCluster('cli');
+const FULL_ID = /^[A-Z2-7]{7}(?:-[A-Z2-7]{7}){7}$/;
+
+/** The JSON error object of a failed `--json` command, from stderr or stdout. */
+function jsonError(r: RunResult): { code: string; message: string } {
+  for (const stream of ['stderr', 'stdout'] as const) {
+    try {
+      const v = parseJsonOutput<{ error?: { code: string; message: string } }>(r, stream);
+      if (v && typeof v === 'object' && v.error) return v.error;
+    } catch {
+      /* try the other stream */
+    }
+  }
+  throw new Error(describeRun(r, 'no {"error":{...}} object in the output'));
+}
+
+describe('ferry command line', () => {
+  it('init prints a device ID (8 groups of 7 base32 characters), id prints the same, init is idempotent', async () => {
+    const c = cluster.get();
+    const n = await c.createNode('ident');
+    const init = n.initOutput!;
+    expect(init.code).toBe(0);
+    expect(n.deviceId).toMatch(FULL_ID);
+    expect(init.stdout).toContain(n.deviceId);
+
+    const id = await n.ferryOk('id');
+    expect(id.stdout.trim()).toBe(n.deviceId);
+
+    const again = await n.ferryOk('init', '--name', 'ident');
+    expect(DEVICE_ID_RE.exec(again.stdout)?.[0]).toBe(n.deviceId);
+    expect((await n.ferryOk('id')).stdout.trim()).toBe(n.deviceId);
+
+    // Two homes, two identities.
+    const other = await c.createNode('ident2');
+    expect(other.deviceId).toMatch(FULL_ID);
+    expect(other.deviceId).not.toBe(n.deviceId);
+  });
+
+  it('folder add with a missing path fails with a clear error, a non-zero exit and no change', async () => {
+    const c = cluster.get();
+    const n = await c.createNode('badfolder');
+    await n.addFolder('good');
+    const listBefore = parseJsonOutput((await n.ferryOk('folder', 'list', '--json')));
+    expect(JSON.stringify(listBefore)).toContain('good');
+
+    const missing = path.join(c.root, 'no', 'such', 'dir');
+    const r = await n.ferry('folder', 'add', missing, '--id', 'ghost');
+    expect(r.code, describeRun(r, 'must fail')).not.toBe(0);
+    expect(r.code).not.toBeNull();
+    expect(r.stderr.trim().length, describeRun(r, 'must explain on stderr')).toBeGreaterThan(0);
+    expect(r.stderr, describeRun(r, 'the error names the path')).toContain(missing);
+
+    const rj = await n.ferry('folder', 'add', missing, '--id', 'ghost', '--json');
+    expect(rj.code).not.toBe(0);
+    const err = jsonError(rj);
+    expect(typeof err.code).toBe('string');
+    expect(err.code.length).toBeGreaterThan(0);
+    expect(err.message).toContain(missing);
+
+    const listAfter = parseJsonOutput((await n.ferryOk('folder', 'list', '--json')));
+    expect(listAfter).toEqual(listBefore);
+    expect(JSON.stringify(listAfter)).not.toContain('ghost');
+  });
+
+  it('peer add with a malformed device ID fails and changes nothing', async () => {
+    const c = cluster.get();
+    const n = await c.createNode('badpeer');
+    const friend = await c.createNode('friend');
+    await n.addFolder('f');
+    await n.addPeer(friend, ['f']);
+    const listBefore = parseJsonOutput((await n.ferryOk('peer', 'list', '--json')));
+    expect(JSON.stringify(listBefore)).toContain(friend.deviceId);
+
+    // A typo: one character changed (the check characters must catch it).
+    const first = friend.deviceId[0]!;
+    const typo = (first === 'A' ? 'B' : 'A') + friend.deviceId.slice(1);
+    const stranger = 'ZZZZZZZ-ZZZZZZZ-ZZZZZZZ-ZZZZZZZ-ZZZZZZZ-ZZZZZZZ-ZZZZZZZ-ZZZZZZZ';
+    for (const bad of ['not-a-device-id', 'ABCDEFG-1234567', typo, stranger]) {
+      const r = await n.ferry('peer', 'add', bad, '127.0.0.1:22999', '--folder', 'f');
+      expect(r.code, describeRun(r, `peer add ${bad} must fail`)).not.toBe(0);
+      expect(r.code).not.toBeNull();
+      expect(r.stderr, describeRun(r, 'must say the device ID is invalid')).toMatch(/device id/i);
+      const rj = await n.ferry('peer', 'add', bad, '127.0.0.1:22999', '--folder', 'f', '--json');
+      expect(rj.code).not.toBe(0);
+      expect(jsonError(rj).message).toMatch(/device id/i);
+    }
+    const listAfter = parseJsonOutput((await n.ferryOk('peer', 'list', '--json')));
+    expect(listAfter).toEqual(listBefore);
+  });
+
+  it('status of a running node, then of the stopped node (running false); SIGTERM is a clean stop', async () => {
+    const c = cluster.get();
+    const n = await c.createNode('stat');
+    const peer = await c.createNode('statpeer'); // never started
+    await n.addFolder('stuff');
+    await n.addPeer(peer, ['stuff']);
+    await n.start();
+
+    const running = await waitFor(async () => {
+      const s = await n.status();
+      return s.running && s.folders.find((f) => f.id === 'stuff')?.state === 'idle' ? s : undefined;
+    }, { message: 'status: running, folder stuff idle' });
+    expect(running.deviceId).toBe(n.deviceId);
+    expect(running.name).toBe('stat');
+    expect(running.listen).toBe(n.address);
+    const f = running.folders.find((x) => x.id === 'stuff')!;
+    expect(f.path).toBe(n.folderPath('stuff'));
+    expect(f.inSync).toBe(true);
+    expect(f.sharedWith).toEqual([peer.deviceId]);
+    expect(running.peers.map((p) => p.deviceId)).toEqual([peer.deviceId]);
+    expect(running.peers[0]!.connected).toBe(false);
+    expect(running.peers[0]!.addresses).toContain(peer.address);
+    // `ferry start` prints the device ID and the address it listens on.
+    const log = await n.log();
+    expect(log).toContain(n.deviceId);
+    expect(log).toContain(n.address);
+
+    const exit = await n.stop();
+    expect(exit, 'clean stop on SIGTERM').toEqual({ code: 0, signal: null });
+
+    const r = await n.ferry('status', '--json');
+    expect(r.code, describeRun(r, 'status must work when the node is stopped')).toBe(0);
+    const s = parseJsonOutput<Awaited<ReturnType<typeof n.status>>>(r);
+    expect(s.running).toBe(false);
+    expect(s.deviceId).toBe(n.deviceId);
+    expect(s.folders.map((x) => x.id)).toEqual(['stuff']);
+    expect(s.folders[0]!.state).toBe('stopped');
+    expect(s.peers.map((p) => [p.deviceId, p.connected])).toEqual([[peer.deviceId, false]]);
+
+    const plain = await n.ferry('status');
+    expect(plain.code, describeRun(plain, 'plain status when stopped')).toBe(0);
+    expect(plain.stdout).toContain('stuff');
+  });
+
+  it('a folder added to a running pair is picked up without a restart and syncs', async () => {
+    const c = cluster.get();
+    const h1 = await c.createNode('hot1');
+    const h2 = await c.createNode('hot2');
+    for (const n of [h1, h2]) await n.addFolder('first');
+    await h1.addPeer(h2, ['first']);
+    await h2.addPeer(h1, ['first']);
+    await h1.start();
+    await h2.start();
+    const pids = [h1.proc!.pid, h2.proc!.pid];
+
+    const one = uniqueText('first folder');
+    await writeFile(h1.file('first', 'one.txt'), one);
+    await waitForContent(h2, 'first', 'one.txt', one);
+    await waitConverged([h1, h2], 'first');
+
+    // Now, while both run: a second folder, shared by repeating `peer add` with the new folder.
+    for (const n of [h1, h2]) await n.addFolder('second');
+    await h1.addPeer(h2, ['second']);
+    await h2.addPeer(h1, ['second']);
+    const two = uniqueText('second folder, added while running');
+    await writeFile(h1.file('second', 'two.txt'), two);
+    await writeFile(h2.file('second', 'back.txt'), 'from hot2\n');
+    await waitForContent(h2, 'second', 'two.txt', two);
+    await waitForContent(h1, 'second', 'back.txt', 'from hot2\n');
+    await waitConverged([h1, h2], 'second');
+
+    // The first folder is still shared (repeating peer add adds, it does not replace).
+    const more = uniqueText('first folder again');
+    await writeFile(h2.file('first', 'more.txt'), more);
+    await waitForContent(h1, 'first', 'more.txt', more);
+
+    expect([h1.proc!.pid, h2.proc!.pid]).toEqual(pids);
+    expect(h1.running && h2.running).toBe(true);
+    const s = await h1.status();
+    expect(s.folders.map((f) => f.id).sort()).toEqual(['first', 'second']);
+    expect(s.folders.find((f) => f.id === 'second')!.sharedWith).toEqual([h2.deviceId]);
+  }, 120_000);
+});
