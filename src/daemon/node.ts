@@ -10,7 +10,6 @@ import { errorMessage, FerryError } from '../core/errors.js';
 import { sameContent, type BlockRef, type FileRecord } from '../core/file-record.js';
 import { FolderPaths } from '../engine/folder-paths.js';
 import { FolderSync } from '../engine/folder-sync.js';
-import { hashMatches } from '../engine/puller.js';
 import { IgnoreRules } from '../engine/ignore-rules.js';
 import { PeerSession } from '../engine/peer-session.js';
 import { Versioner } from '../engine/versioner.js';
@@ -60,6 +59,7 @@ export class FerryNode {
   private dataVersion = 0;
   private readonly startedAt = new Date().toISOString();
   private stopping = false;
+  private listenAddress = '';
 
   private constructor(
     private readonly options: NodeOptions,
@@ -85,9 +85,9 @@ export class FerryNode {
     return this.identity.deviceId;
   }
 
+  /** The address the node listens on (fixed once started). */
   get address(): string {
-    const a = this.server.address;
-    return formatHostPort(a.host, a.port);
+    return this.listenAddress;
   }
 
   private get logger(): NodeLogger {
@@ -107,6 +107,7 @@ export class FerryNode {
       },
       onConnection: (conn) => this.addConnection(conn, false),
     });
+    this.listenAddress = formatHostPort(this.server.address.host, this.server.address.port);
     this.dataVersion = this.store.dataVersion();
     await this.reloadConfig();
     this.timers.push(setInterval(() => this.dialDue(), DIAL_TICK_MS));
@@ -180,7 +181,7 @@ export class FerryNode {
       };
       const folder = new FolderSync(ctx, {
         devices: () => this.folderConfigs.find((f) => f.id === cfg.id)?.devices ?? [],
-        fetchBlock: (record, block, offset) => this.fetchBlock(cfg.id, record, block, offset),
+        fetchBlock: (record) => this.blockSource(cfg.id, record),
         onLocalChange: () => this.announce(cfg.id),
         rescanSeconds: cfg.rescanSeconds,
         watch: true,
@@ -279,8 +280,11 @@ export class FerryNode {
     for (const s of this.peers.values()) s.session?.localChanged(folderId);
   }
 
-  /** A verified block from a connected peer, preferring peers known to have this version. */
-  private async fetchBlock(folderId: string, record: FileRecord, block: BlockRef, offset: number): Promise<Buffer> {
+  /**
+   * Block source for one file: connected peers sharing the folder, those that announced this
+   * very content first. Blocks are spread over the holders; a retry moves to the next peer.
+   */
+  private blockSource(folderId: string, record: FileRecord) {
     const devices = this.folderConfigs.find((f) => f.id === folderId)?.devices ?? [];
     const connected = devices
       .map((d) => this.peers.get(d)?.session)
@@ -292,22 +296,24 @@ export class FerryNode {
         .map((r) => r.device),
     );
     const ordered = [...connected.filter((s) => holders.has(s.deviceId)), ...connected.filter((s) => !holders.has(s.deviceId))];
-    const start = ordered.length ? Math.floor(Math.random() * Math.max(1, holders.size)) : 0;
-    const header = { type: 'block', folder: folderId, path: record.path, offset, size: block.size, hash: block.hash.toString('hex') };
-    let lastError: unknown;
-    for (let i = 0; i < ordered.length; i++) {
-      const session = ordered[(start + i) % ordered.length]!;
-      try {
-        const reply = await session.conn.request({ header });
-        const data = reply.payload ?? Buffer.alloc(0);
-        if (data.length === block.size && hashMatches(data, block.hash)) return data;
-        this.logger.warn({ peer: session.deviceId, folder: folderId, path: record.path, offset }, 'peer sent a block that fails its hash; discarded');
-        lastError = new FerryError('HASH_MISMATCH', `block at ${offset} of ${record.path} from ${session.deviceId} fails its hash`);
-      } catch (err) {
-        lastError = err;
-      }
-    }
-    throw new FerryError('PEER_UNAVAILABLE', `no connected peer could supply block at ${offset} of ${record.path}`, { cause: lastError });
+    const spread = Math.max(1, connected.filter((s) => holders.has(s.deviceId)).length);
+    return {
+      fetch: async (block: BlockRef, offset: number, attempt: number): Promise<Buffer> => {
+        const header = { type: 'block', folder: folderId, path: record.path, offset, size: block.size, hash: block.hash.toString('hex') };
+        const first = (block.hash.readUInt32BE(0) % spread) + attempt;
+        let lastError: unknown;
+        for (let i = 0; i < ordered.length; i++) {
+          const session = ordered[(first + i) % ordered.length]!;
+          if (session.conn.closed) continue;
+          try {
+            return (await session.conn.request({ header })).payload ?? Buffer.alloc(0);
+          } catch (err) {
+            lastError = err;
+          }
+        }
+        throw new FerryError('PEER_UNAVAILABLE', `no connected peer could supply block at ${offset} of ${record.path}`, { cause: lastError });
+      },
+    };
   }
 
   // ---- status ---------------------------------------------------------------------------
@@ -332,7 +338,7 @@ export class FerryNode {
     const status: NodeRuntimeStatus = {
       pid: process.pid,
       running,
-      listen: this.server ? this.address : '',
+      listen: this.listenAddress,
       startedAt: this.startedAt,
       heartbeat: Date.now(),
       folders,

@@ -30,23 +30,26 @@ export function decide(local: FileRecord | undefined, remotes: readonly FileReco
     case 'lesser':
       return sameOnDiskExactly(local, global) ? { kind: 'adopt', record: global } : { kind: 'apply', record: global, conflictCopy: false };
     case 'concurrent': {
-      const merged = { ...global, version: mergeVersions(local.version, global.version) };
-      if (sameOnDiskExactly(local, global)) return { kind: 'adopt', record: merged };
-      if (conflictWinner(local, global) === local) return NONE;
+      const winner = conflictWinner(local, global);
+      const merged = { ...winner, version: mergeVersions(local.version, global.version) };
+      // The same bytes written on two devices are not a conflict: both take the merged version.
+      if (sameContent(local, global)) {
+        return local.deleted || local.type === 'symlink' || local.mode === winner.mode ? { kind: 'adopt', record: merged } : { kind: 'apply', record: merged, conflictCopy: false };
+      }
+      if (winner === local) return NONE;
       const keepLocal = !local.deleted && local.type !== 'dir';
       return { kind: 'apply', record: merged, conflictCopy: keepLocal };
     }
   }
 }
 
-/** The newest of several records of one path; concurrent ones are settled by conflictWinner. */
+/**
+ * The newest of several records of one path, whatever their order: of the records no other
+ * record dominates, the conflict winner.
+ */
 export function newestOf(records: readonly FileRecord[]): FileRecord {
-  let best = records[0]!;
-  for (const r of records.slice(1)) {
-    const order = compareVersions(r.version, best.version);
-    if (order === 'greater' || (order === 'concurrent' && conflictWinner(best, r) === r)) best = r;
-  }
-  return best;
+  const undominated = records.filter((r) => !records.some((o) => compareVersions(o.version, r.version) === 'greater'));
+  return undominated.reduce((best, r) => conflictWinner(best, r));
 }
 
 /**
@@ -55,10 +58,22 @@ export function newestOf(records: readonly FileRecord[]): FileRecord {
  * the larger content hash.
  */
 export function conflictWinner(a: FileRecord, b: FileRecord): FileRecord {
-  if (a.deleted !== b.deleted) return a.deleted ? b : a;
-  if (a.mtimeMs !== b.mtimeMs) return a.mtimeMs > b.mtimeMs ? a : b;
-  if (a.modifiedBy !== b.modifiedBy) return a.modifiedBy > b.modifiedBy ? a : b;
-  return Buffer.compare(contentHash(a.blocks), contentHash(b.blocks)) >= 0 ? a : b;
+  return conflictOrder(a, b) >= 0 ? a : b;
+}
+
+/** A total order on records (0 only for records identical in every compared field). */
+function conflictOrder(a: FileRecord, b: FileRecord): number {
+  if (a.deleted !== b.deleted) return a.deleted ? -1 : 1;
+  if (a.mtimeMs !== b.mtimeMs) return a.mtimeMs > b.mtimeMs ? 1 : -1;
+  if (a.modifiedBy !== b.modifiedBy) return a.modifiedBy > b.modifiedBy ? 1 : -1;
+  const byContent = Buffer.compare(contentHash(a.blocks), contentHash(b.blocks));
+  if (byContent !== 0) return byContent;
+  if (a.type !== b.type) return a.type > b.type ? 1 : -1;
+  if (a.mode !== b.mode) return a.mode > b.mode ? 1 : -1;
+  if ((a.symlinkTarget ?? '') !== (b.symlinkTarget ?? '')) return (a.symlinkTarget ?? '') > (b.symlinkTarget ?? '') ? 1 : -1;
+  const va = JSON.stringify(Object.entries(a.version).sort());
+  const vb = JSON.stringify(Object.entries(b.version).sort());
+  return va === vb ? 0 : va > vb ? 1 : -1;
 }
 
 function sameOnDiskExactly(a: FileRecord, b: FileRecord): boolean {

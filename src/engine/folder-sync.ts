@@ -4,19 +4,19 @@
  * first, then files, then deletions deepest first) and serves blocks to peers. Scans and
  * pulls of one folder run one at a time, so they never race each other on the same path.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { errorMessage, FerryError, isFerryError } from '../core/errors.js';
 import type { FileRecord } from '../core/file-record.js';
 import { pathDepth } from '../core/paths.js';
 import { bumpVersion, mergeVersions } from '../core/version-vector.js';
-import type { LocalEntry } from '../index-store/sqlite-index-store.js';
+import type { LocalEntry, StatKey } from '../index-store/sqlite-index-store.js';
 import type { BlockRequest } from '../protocol/messages.js';
 import { isConflictCopy } from './conflict-name.js';
 import { decide, type Decision } from './decide.js';
 import type { FolderContext } from './folder-context.js';
 import { IGNORE_FILE, IgnoreRules } from './ignore-rules.js';
 import { hashMatches, Puller, type BlockFetcher } from './puller.js';
-import { Scanner } from './scanner.js';
+import { Scanner, sameStat, statKey } from './scanner.js';
 import { FolderWatcher } from './watcher.js';
 
 export type FolderState = 'scanning' | 'syncing' | 'idle' | 'error';
@@ -141,24 +141,31 @@ export class FolderSync {
     };
   }
 
-  /** Reads a block for a peer, verified against the hash it asked for. */
+  /**
+   * Reads a block for a peer. From the requested file when it is unchanged since it was indexed
+   * (the requester verifies the hash anyway); otherwise from any indexed copy, verified here.
+   */
   serveBlock(req: BlockRequest): Buffer {
+    const meta = this.ctx.store.getLocalMeta(this.id, req.path);
+    if (meta && !meta.deleted && meta.type === 'file' && meta.stat) {
+      const data = this.readBlock(req.path, req.offset, req.size, meta.stat);
+      if (data) return data;
+    }
     const hash = Buffer.from(req.hash, 'hex');
-    const local = this.ctx.store.getLocal(this.id, req.path);
-    const candidates = [] as { path: string; offset: number }[];
-    if (local && !local.record.deleted && local.record.type === 'file') candidates.push({ path: req.path, offset: req.offset });
-    for (const loc of this.ctx.store.findBlock(hash)) if (loc.folder === this.id && loc.size === req.size) candidates.push(loc);
-    for (const c of candidates) {
-      const data = this.readBlock(c.path, c.offset, req.size);
+    for (const loc of this.ctx.store.findBlock(hash)) {
+      if (loc.folder !== this.id || loc.size !== req.size) continue;
+      const data = this.readBlock(loc.path, loc.offset, req.size);
       if (data && hashMatches(data, hash)) return data;
     }
     throw new FerryError('NOT_FOUND', `block ${req.hash.slice(0, 12)} of ${req.path} is not available here`);
   }
 
-  private readBlock(path: string, offset: number, size: number): Buffer | undefined {
+  /** Reads `size` bytes at `offset`; with `expected`, only if the file's stat still matches. */
+  private readBlock(path: string, offset: number, size: number, expected?: StatKey): Buffer | undefined {
     let fd: number | undefined;
     try {
       fd = openSync(this.ctx.paths.resolve(path), 'r');
+      if (expected && !sameStat(expected, statKey(fstatSync(fd)))) return undefined;
       const buf = Buffer.allocUnsafe(size);
       let done = 0;
       while (done < size) {
@@ -292,7 +299,9 @@ export class FolderSync {
     if (d.kind !== 'apply') return false;
     const local = this.ctx.store.getLocal(this.id, path);
     try {
+      const started = Date.now();
       const { entry, extraScan } = await this.puller.apply(d.record, local, d.conflictCopy);
+      this.ctx.logger.debug({ path, ms: Date.now() - started, size: d.record.size }, 'pulled');
       this.ctx.store.commitLocal(this.id, [entry]);
       this.errors.delete(path);
       this.need.delete(path);

@@ -100,6 +100,7 @@ export class PeerSession {
   private handleHello(hello: Hello): void {
     if (hello.protocol !== 1) throw new FerryError('INVALID_MESSAGE', `peer speaks protocol ${hello.protocol}, this node speaks 1`);
     const mine = new Map(this.host.sharedFolders(this.deviceId).map((f) => [f.id, f]));
+    let newlyActive = false;
     for (const f of hello.folders) {
       const folder = mine.get(f.id);
       if (!folder || !this.host.folder(f.id)) {
@@ -115,9 +116,13 @@ export class PeerSession {
         this.host.folder(f.id)?.recomputeNeed();
       }
       const from = f.haveIndexId === folder.indexId ? Math.min(f.haveSequence, this.host.store.maxSequence(f.id)) : 0;
+      if (!this.sent.has(f.id)) newlyActive = true;
       if (!this.sent.has(f.id) || (this.sent.get(f.id) ?? 0) > from) this.sent.set(f.id, from);
       void this.pump(f.id);
     }
+    // The peer may have ignored our earlier hello (it did not share the folder yet): answer so
+    // it learns where we stand. Only on change, so two hellos never bounce forever.
+    if (newlyActive) this.sendHello();
   }
 
   private handleIndex(folderId: string, payload: Buffer | undefined): void {

@@ -17,8 +17,15 @@ import { conflictCopyPath } from './conflict-name.js';
 import type { FolderContext } from './folder-context.js';
 import { sameStat, statKey } from './scanner.js';
 
-/** Fetches one verified block of `record` from a peer. */
-export type BlockFetcher = (record: FileRecord, block: BlockRef, offset: number) => Promise<Buffer>;
+/**
+ * Where a file's blocks come from: `sourceFor(record)` is called once per file (so the choice
+ * of peers is made once), then `fetch` once per missing block. `attempt` counts retries of the
+ * same block, so a source can move on to another peer after a bad or failed answer. The bytes
+ * need not be trusted: the puller verifies every block against its hash.
+ */
+export type BlockFetcher = (record: FileRecord) => { fetch(block: BlockRef, offset: number, attempt: number): Promise<Buffer> };
+
+const FETCH_ATTEMPTS = 3;
 
 export interface PullStats {
   blocksFromTemp: number;
@@ -52,7 +59,7 @@ export class Puller {
       if (current.isDirectory()) {
         this.removeDir(abs, target.path);
       } else if (conflictCopy && local) {
-        const copy = conflictCopyPath(local.record);
+        const copy = this.freeName(conflictCopyPath(local.record));
         renameSync(abs, join(this.ctx.root, copy));
         extraScan.push(copy);
       } else if (current.isFile()) {
@@ -123,11 +130,23 @@ export class Puller {
   }
 
   private async fetchMissing(target: FileRecord, fd: number, missing: number[], offsets: number[]): Promise<void> {
+    if (missing.length === 0) return;
+    const source = this.fetchBlock(target);
     let next = 0;
+    const fetchVerified = async (block: BlockRef, offset: number): Promise<Buffer> => {
+      for (let attempt = 0; ; attempt++) {
+        const data = await source.fetch(block, offset, attempt);
+        if (data.length === block.size && hashMatches(data, block.hash)) return data;
+        this.ctx.logger.warn({ path: target.path, offset, attempt }, 'received a block that fails its hash; discarded');
+        if (attempt + 1 >= FETCH_ATTEMPTS) {
+          throw new FerryError('HASH_MISMATCH', `block at ${offset} of ${target.path} failed its hash ${FETCH_ATTEMPTS} times`);
+        }
+      }
+    };
     const worker = async () => {
       while (next < missing.length) {
         const i = missing[next++]!;
-        const data = await this.fetchBlock(target, target.blocks[i]!, offsets[i]!);
+        const data = await fetchVerified(target.blocks[i]!, offsets[i]!);
         writeAll(fd, data, offsets[i]!);
         this.stats.blocksFetched++;
         this.stats.bytesFetched += data.length;
@@ -162,6 +181,16 @@ export class Puller {
     if (current.isDirectory()) return; // directories: their contents are checked path by path
     if (!live.stat || !sameStat(live.stat, statKey(current))) {
       throw new FerryError('CHANGED_LOCALLY', `${path} changed locally since it was scanned; will rescan`);
+    }
+  }
+
+  /** `rel`, or `rel` with a counter before its extension when that name is taken. */
+  private freeName(rel: string): string {
+    const dot = rel.lastIndexOf('.');
+    const cut = dot > rel.lastIndexOf('/') + 1 ? dot : rel.length;
+    for (let n = 0; ; n++) {
+      const candidate = n === 0 ? rel : `${rel.slice(0, cut)}-${n}${rel.slice(cut)}`;
+      if (!lstatSync(this.ctx.paths.resolve(candidate), { throwIfNoEntry: false })) return candidate;
     }
   }
 

@@ -38,13 +38,27 @@ export class Scanner {
     if (paths.includes('')) return this.scanAll();
     const known = new Map<string, LocalEntry>();
     const roots: string[] = [];
-    for (const p of minimalRoots(paths)) {
+    for (const p of minimalRoots(paths.map((p) => this.realRoot(p)))) {
       roots.push(p);
       const e = this.ctx.store.getLocal(this.ctx.folderId, p);
       if (e) known.set(p, e);
       for (const u of this.ctx.store.localUnder(this.ctx.folderId, p)) known.set(u.record.path, u);
     }
     return this.run(known, roots, false);
+  }
+
+  /**
+   * The path itself, or its highest ancestor that is no longer a real directory (gone, or
+   * replaced by a file or a symlink): scanning that instead never reads through a symlink.
+   */
+  private realRoot(path: string): string {
+    const parts = path.split('/');
+    let dir = '';
+    for (const part of parts.slice(0, -1)) {
+      dir = dir ? `${dir}/${part}` : part;
+      if (!lstatSync(join(this.ctx.root, dir), { throwIfNoEntry: false })?.isDirectory()) return dir;
+    }
+    return path;
   }
 
   private async run(known: Map<string, LocalEntry>, roots: string[], full: boolean): Promise<ScanResult> {
@@ -70,6 +84,7 @@ export class Scanner {
     };
     for (const item of walk.toHash) {
       const entry = await this.hashFile(item.path, item.stat, known.get(item.path));
+      this.ctx.logger.debug({ path: item.path, result: typeof entry === 'string' ? entry : 'error' in entry ? entry.error : 'changed' }, 'hashed');
       if (entry === 'unchanged') continue;
       if (entry === 'vanished') {
         walk.seen.delete(item.path);

@@ -180,6 +180,14 @@ export class SqliteIndexStore {
     return row && toLocalEntry(row);
   }
 
+  /** Type, deletion and stat of a local entry, without its block list (cheap, for serving). */
+  getLocalMeta(folder: string, path: string): { type: FileType; deleted: boolean; stat?: StatKey } | undefined {
+    const r = this.stmts.getLocalMeta!.get(folder, path) as Row | undefined;
+    if (!r) return undefined;
+    const stat = r.st_size < 0 ? undefined : { size: r.st_size, mtimeMs: r.st_mtime_ms, ctimeMs: r.st_ctime_ms, ino: r.st_ino };
+    return { type: r.type as FileType, deleted: r.deleted === 1, stat };
+  }
+
   /** Every local entry of a folder (deleted ones too), for a scan to compare against. */
   allLocal(folder: string): Map<string, LocalEntry> {
     const out = new Map<string, LocalEntry>();
@@ -318,6 +326,7 @@ export class SqliteIndexStore {
       getMeta: p('SELECT value FROM meta WHERE key = ?'),
       setMeta: p('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
       getLocal: p('SELECT * FROM files WHERE folder = ? AND path = ?'),
+      getLocalMeta: p('SELECT type, deleted, st_size, st_mtime_ms, st_ctime_ms, st_ino FROM files WHERE folder = ? AND path = ?'),
       allLocal: p('SELECT * FROM files WHERE folder = ?'),
       localUnder: p('SELECT * FROM files WHERE folder = ? AND path >= ? AND path < ?'),
       maxSeq: p('SELECT max(sequence) AS seq FROM files WHERE folder = ?'),

@@ -15,6 +15,8 @@ export const PROTOCOL_VERSION = 1;
 export const MAX_BLOCK_BYTES = 16 * 1024 * 1024;
 /** Most records in one index message. */
 export const MAX_RECORDS_PER_MESSAGE = 5000;
+/** Largest time a JavaScript Date can hold, in ms. */
+const MAX_TIME_MS = 8.64e15;
 
 export interface HelloFolder {
   readonly id: string;
@@ -139,13 +141,16 @@ function validateRecord(m: Record<string, unknown>, blocks: FileRecord['blocks']
   const deleted = m.deleted === true;
   const size = int(m.size, 'size');
   const mtimeMs = m.mtimeMs;
-  if (typeof mtimeMs !== 'number' || !Number.isFinite(mtimeMs)) throw invalid('mtimeMs must be a finite number');
+  if (typeof mtimeMs !== 'number' || !Number.isFinite(mtimeMs) || Math.abs(mtimeMs) > MAX_TIME_MS) {
+    throw invalid('mtimeMs must be a time within the range of a date');
+  }
   const mode = int(m.mode, 'mode');
   if (mode > 0o7777) throw invalid(`mode ${mode} out of range`);
   if (!isValidVersionVector(m.version) || Object.keys(m.version).length === 0) throw invalid('invalid version vector');
   const sequence = int(m.sequence, 'sequence');
   if (sequence < 1) throw invalid('sequence must be positive');
   const modifiedBy = str(m.modifiedBy, 'modifiedBy', 64);
+  if (!/^[A-Z2-7]{7}$/.test(modifiedBy)) throw invalid(`modifiedBy ${JSON.stringify(modifiedBy.slice(0, 20))} is not a short device ID`);
   let total = 0;
   for (const b of blocks) {
     if (b.size < 1 || b.size > MAX_BLOCK_BYTES) throw invalid(`block of ${b.size} bytes out of range`);
