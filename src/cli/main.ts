@@ -48,6 +48,12 @@ function action<A extends unknown[]>(body: (home: string, json: boolean, ...args
   };
 }
 
+function wholeNumber(text: string, option: string, min: number): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < min) throw new FerryError('INVALID_CONFIG', `${option} must be a whole number of at least ${min}, not ${JSON.stringify(text)}`);
+  return n;
+}
+
 function openStore(home: string): SqliteIndexStore {
   if (!existsSync(identityDir(home))) {
     throw new FerryError('NOT_INITIALIZED', `no Ferry node in ${home}: run \`ferry init\` first`);
@@ -126,8 +132,12 @@ folder
   .command('add <path>')
   .description('share a local directory under a folder ID')
   .option('--id <id>', 'folder ID (default: the directory name); must match on every device')
+  .option('--keep-versions <days>', 'days to keep replaced and deleted files in .ferry-versions/', '30')
+  .option('--rescan <seconds>', 'full rescan interval (the file watcher catches changes in between)', '600')
   .action(
-    action((home, json, path: string, opts: { id?: string }) => {
+    action((home, json, path: string, opts: { id?: string; keepVersions: string; rescan: string }) => {
+      const versionsKeepDays = wholeNumber(opts.keepVersions, '--keep-versions', 0);
+      const rescanSeconds = wholeNumber(opts.rescan, '--rescan', 1);
       const abs = resolve(path);
       if (!existsSync(abs) || !statSync(abs).isDirectory()) {
         throw new FerryError('INVALID_PATH', `${abs} is not an existing directory`);
@@ -138,7 +148,7 @@ folder
       }
       const store = openStore(home);
       try {
-        const f = store.addFolder(id, abs);
+        const f = store.addFolder(id, abs, { versionsKeepDays, rescanSeconds });
         if (json) printJson(f);
         else printLine(`Folder ${f.id} shares ${f.path}`);
       } finally {

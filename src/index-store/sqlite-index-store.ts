@@ -107,13 +107,13 @@ export class SqliteIndexStore {
     return this.listFolders().find((f) => f.id === id);
   }
 
-  addFolder(id: string, path: string): FolderConfig {
+  addFolder(id: string, path: string, options: { versionsKeepDays?: number; rescanSeconds?: number } = {}): FolderConfig {
     if (this.getFolder(id)) throw new FerryError('ALREADY_EXISTS', `folder ${id} already exists`);
     const other = this.listFolders().find((f) => f.path === path);
     if (other) throw new FerryError('ALREADY_EXISTS', `${path} is already shared as folder ${other.id}`);
     this.db
-      .prepare('INSERT INTO folders (id, path, index_id, created_at) VALUES (?, ?, ?, ?)')
-      .run(id, path, randomBytes(8).toString('hex'), new Date().toISOString());
+      .prepare('INSERT INTO folders (id, path, index_id, created_at, versions_keep_days, rescan_seconds) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(id, path, randomBytes(8).toString('hex'), new Date().toISOString(), options.versionsKeepDays ?? 30, options.rescanSeconds ?? 600);
     return this.getFolder(id)!;
   }
 
