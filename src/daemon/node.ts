@@ -15,20 +15,25 @@ import { PeerSession } from '../engine/peer-session.js';
 import { Versioner } from '../engine/versioner.js';
 import type { FolderConfig, PeerConfig } from '../index-store/config-types.js';
 import { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
-import { formatHostPort } from '../transport/address.js';
-import { dialPeer } from '../transport/dial.js';
-import { loadIdentity, type Identity } from '../transport/identity.js';
-import { PeerServer } from '../transport/peer-server.js';
-import type { WsPeerConnection } from '../transport/ws-connection.js';
+import type { PeerConnection } from '../protocol/connection.js';
+import type { Network, NetworkListener } from '../protocol/network.js';
+import { loadIdentity } from '../transport/identity.js';
+import { TlsNetwork } from '../transport/tls-network.js';
 import { databasePath, identityDir } from './home.js';
 import type { NodeLogger } from './logger.js';
 import { STATUS_KEY, type NodeRuntimeStatus, type PeerRuntime } from './node-status.js';
 
 export interface NodeOptions {
   readonly home: string;
-  readonly host: string;
-  readonly port: number;
   readonly logger: NodeLogger;
+  /** Where to listen (the real TLS network). */
+  readonly host?: string;
+  readonly port?: number;
+  /** Another network (simulations); then `deviceId` names this node instead of its certificate. */
+  readonly network?: Network;
+  readonly deviceId?: string;
+  /** Watch folders for changes (default true); simulations trigger scans themselves. */
+  readonly watch?: boolean;
 }
 
 const DIAL_TICK_MS = 1000;
@@ -54,7 +59,7 @@ export class FerryNode {
   private readonly peers = new Map<string, PeerState>();
   private folderConfigs: FolderConfig[] = [];
   private peerConfigs: PeerConfig[] = [];
-  private server!: PeerServer;
+  private listener?: NetworkListener;
   private timers: NodeJS.Timeout[] = [];
   private dataVersion = 0;
   private readonly startedAt = new Date().toISOString();
@@ -64,14 +69,21 @@ export class FerryNode {
   private constructor(
     private readonly options: NodeOptions,
     private readonly store: SqliteIndexStore,
-    private readonly identity: Identity,
+    private readonly network: Network,
+    readonly deviceId: string,
     readonly name: string,
   ) {}
 
   static async start(options: NodeOptions): Promise<FerryNode> {
-    const identity = await loadIdentity(identityDir(options.home));
+    let network = options.network;
+    let deviceId = options.deviceId;
+    if (!network || !deviceId) {
+      const identity = await loadIdentity(identityDir(options.home));
+      network = new TlsNetwork(identity, { host: options.host ?? '0.0.0.0', port: options.port ?? 22100 }, options.logger);
+      deviceId = identity.deviceId;
+    }
     const store = SqliteIndexStore.open(databasePath(options.home));
-    const node = new FerryNode(options, store, identity, store.getMeta('name') ?? 'ferry');
+    const node = new FerryNode(options, store, network, deviceId, store.getMeta('name') ?? 'ferry');
     try {
       await node.boot();
     } catch (err) {
@@ -81,13 +93,19 @@ export class FerryNode {
     return node;
   }
 
-  get deviceId(): string {
-    return this.identity.deviceId;
-  }
-
   /** The address the node listens on (fixed once started). */
   get address(): string {
     return this.listenAddress;
+  }
+
+  /** One folder's sync loop (for tests and simulations). */
+  folderSync(id: string): FolderSync | undefined {
+    return this.folders.get(id);
+  }
+
+  /** Device IDs of the peers connected right now. */
+  connectedPeers(): string[] {
+    return [...this.peers].filter(([, s]) => s.session && !s.session.conn.closed).map(([id]) => id);
   }
 
   private get logger(): NodeLogger {
@@ -95,11 +113,7 @@ export class FerryNode {
   }
 
   private async boot(): Promise<void> {
-    this.server = await PeerServer.open({
-      identity: this.identity,
-      host: this.options.host,
-      port: this.options.port,
-      logger: this.logger,
+    this.listener = await this.network.listen({
       authorize: (deviceId) => this.peerConfigs.some((p) => p.deviceId === deviceId),
       onRefused: (deviceId, address) => {
         this.logger.warn({ device: deviceId, address }, 'refused connection from unknown device (add it with `ferry peer add` to accept)');
@@ -107,7 +121,7 @@ export class FerryNode {
       },
       onConnection: (conn) => this.addConnection(conn, false),
     });
-    this.listenAddress = formatHostPort(this.server.address.host, this.server.address.port);
+    this.listenAddress = this.listener.address;
     this.dataVersion = this.store.dataVersion();
     await this.reloadConfig();
     this.timers.push(setInterval(() => this.dialDue(), DIAL_TICK_MS));
@@ -122,7 +136,7 @@ export class FerryNode {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     for (const p of this.peers.values()) p.session?.conn.close(new FerryError('CLOSED', 'node stopping'));
-    await this.server?.close();
+    await this.listener?.close();
     await Promise.all([...this.folders.values()].map((f) => f.stop()));
     try {
       this.publishStatus(false);
@@ -184,7 +198,7 @@ export class FerryNode {
         fetchBlock: (record) => this.blockSource(cfg.id, record),
         onLocalChange: () => this.announce(cfg.id),
         rescanSeconds: cfg.rescanSeconds,
-        watch: true,
+        watch: this.options.watch ?? true,
       });
       this.folders.set(cfg.id, folder);
       await folder.start();
@@ -227,7 +241,7 @@ export class FerryNode {
   private async dial(p: PeerConfig, s: PeerState): Promise<void> {
     for (const address of p.addresses) {
       try {
-        const conn = await dialPeer({ address, expectedDeviceId: p.deviceId, identity: this.identity, logger: this.logger, connectTimeoutMs: 10_000 });
+        const conn = await this.network.dial(address, p.deviceId);
         s.backoffMs = 1000;
         this.addConnection(conn, true);
         return;
@@ -242,7 +256,7 @@ export class FerryNode {
     s.backoffMs = Math.min(s.backoffMs * 2, MAX_BACKOFF_MS);
   }
 
-  private addConnection(conn: WsPeerConnection, outbound: boolean): void {
+  private addConnection(conn: PeerConnection, outbound: boolean): void {
     if (this.stopping) return conn.close(new FerryError('CLOSED', 'node stopping'));
     const s = this.peerState(conn.deviceId);
     if (s.session && !s.session.conn.closed) {

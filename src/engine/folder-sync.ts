@@ -100,6 +100,25 @@ export class FolderSync {
     await this.queue.catch(() => undefined);
   }
 
+  /** Scans the whole folder now and waits for it and any pull it triggers (tests, simulations). */
+  async scanNow(): Promise<void> {
+    await this.exclusive(() => this.fullScan());
+    await this.settle();
+  }
+
+  /** Waits until no scan or pull is queued or running. */
+  async settle(): Promise<void> {
+    for (let q = this.queue; ; q = this.queue) {
+      await q.catch(() => undefined);
+      if (q === this.queue) return;
+    }
+  }
+
+  /** True when nothing is left to pull and no job is pending (errors aside). */
+  get quiet(): boolean {
+    return this.need.size === 0 && !this.pullScheduled && this.state === 'idle';
+  }
+
   /** Paths the watcher saw change. */
   localChanged(paths: string[]): void {
     if (paths.includes(IGNORE_FILE)) {
