@@ -5,6 +5,7 @@
  * pulls of one folder run one at a time, so they never race each other on the same path.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { systemClock, type Clock } from '../core/clock.js';
 import { errorMessage, FerryError, isFerryError } from '../core/errors.js';
 import type { FileRecord } from '../core/file-record.js';
 import { pathDepth } from '../core/paths.js';
@@ -41,6 +42,8 @@ export interface FolderSyncOptions {
   readonly onLocalChange: () => void;
   readonly rescanSeconds: number;
   readonly watch: boolean;
+  /** Time for the rescan and retry timers (default: the system clock). */
+  readonly clock?: Clock;
 }
 
 const RETRY_MS = 5000;
@@ -87,8 +90,9 @@ export class FolderSync {
         this.ctx.logger.warn({ folder: this.id, err: errorMessage(err) }, 'cannot watch folder; relying on periodic rescans');
       }
     }
-    this.timers.push(setInterval(() => void this.exclusive(() => this.fullScan()), this.options.rescanSeconds * 1000));
-    this.timers.push(setInterval(() => this.ctx.versioner.prune(), 3600_000));
+    const clock = this.options.clock ?? systemClock;
+    this.timers.push(clock.setInterval(() => void this.exclusive(() => this.fullScan()), this.options.rescanSeconds * 1000));
+    this.timers.push(clock.setInterval(() => this.ctx.versioner.prune(), 3600_000));
     this.ctx.versioner.prune();
   }
 
@@ -292,7 +296,7 @@ export class FolderSync {
       if (committed) this.options.onLocalChange();
     }
     if (this.errors.size > 0 && !this.retryTimer) {
-      this.retryTimer = setTimeout(() => {
+      this.retryTimer = (this.options.clock ?? systemClock).setTimeout(() => {
         this.retryTimer = undefined;
         this.recomputeNeed();
       }, RETRY_MS);

@@ -7,8 +7,9 @@
  * file left by a crash is reused: blocks already in it are verified and not fetched again.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, readdirSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmdirSync, symlinkSync, unlinkSync, utimesSync, chmodSync, writeSync, ftruncateSync, rmSync } from 'node:fs';
+import { closeSync, constants, copyFileSync, readdirSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmdirSync, symlinkSync, unlinkSync, utimesSync, chmodSync, rmSync } from 'node:fs';
 import type { Stats } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { FerryError } from '../core/errors.js';
 import { blockOffsets, type BlockRef, type FileRecord } from '../core/file-record.js';
@@ -34,7 +35,7 @@ export interface PullStats {
   bytesFetched: number;
 }
 
-const FETCH_CONCURRENCY = 16;
+const FETCH_CONCURRENCY = 32;
 
 export class Puller {
   readonly stats: PullStats = { blocksFromTemp: 0, blocksLocal: 0, blocksFetched: 0, bytesFetched: 0 };
@@ -85,7 +86,7 @@ export class Puller {
       symlinkSync(target.symlinkTarget ?? '', abs);
       return { entry: this.entryFor(target, abs), extraScan };
     }
-    const temp = await this.assemble(target, abs);
+    const temp = await this.assemble(target, abs, local, current);
     // The download took time: check again, just before replacing.
     const now = lstatSync(abs, { throwIfNoEntry: false });
     if (!sameOptionalStat(current, now)) {
@@ -98,38 +99,70 @@ export class Puller {
     return { entry: this.entryFor(target, abs), extraScan };
   }
 
-  /** Builds the file in its temporary file; returns the temporary path. */
-  private async assemble(target: FileRecord, abs: string): Promise<string> {
+  /**
+   * Builds the file in its temporary file; returns the temporary path. A leftover temporary
+   * file (an interrupted download) is reused block by block after verification. Otherwise,
+   * when the current file is unchanged since it was indexed, it is first copied by the kernel
+   * (a reflink where the filesystem can), so blocks at the same offset need no work at all.
+   */
+  private async assemble(target: FileRecord, abs: string, local: LocalEntry | undefined, current: Stats | undefined): Promise<string> {
     const temp = join(dirname(abs), tempName(target.path));
     const existed = lstatSync(temp, { throwIfNoEntry: false })?.isFile() ?? false;
-    const fd = openSync(temp, existed ? 'r+' : 'w+', 0o600);
+    const offsets = blockOffsets(target.blocks);
+    const present = existed ? new Set<number>() : this.cloneCurrent(abs, temp, target, offsets, local, current);
+    const fh = await open(temp, existed || present.size > 0 ? 'r+' : 'w+', 0o600);
     try {
-      ftruncateSync(fd, target.size);
-      const offsets = blockOffsets(target.blocks);
+      await fh.truncate(target.size);
       const missing: number[] = [];
       for (let i = 0; i < target.blocks.length; i++) {
+        if (present.has(i)) continue;
         const block = target.blocks[i]!;
-        if (existed && hashMatches(readAt(fd, offsets[i]!, block.size), block.hash)) {
+        if (existed && hashMatches(await readAt(fh, offsets[i]!, block.size), block.hash)) {
           this.stats.blocksFromTemp++;
           continue;
         }
-        const local = this.readLocalBlock(block);
-        if (local) {
-          writeAll(fd, local, offsets[i]!);
+        const data = this.readLocalBlock(block);
+        if (data) {
+          await writeAll(fh, data, offsets[i]!);
           this.stats.blocksLocal++;
           continue;
         }
         missing.push(i);
       }
-      await this.fetchMissing(target, fd, missing, offsets);
-      fsyncSync(fd);
+      await this.fetchMissing(target, fh, missing, offsets);
+      await fh.sync();
     } finally {
-      closeSync(fd);
+      await fh.close();
     }
     return temp;
   }
 
-  private async fetchMissing(target: FileRecord, fd: number, missing: number[], offsets: number[]): Promise<void> {
+  /**
+   * Copies the current file to `temp` when the index vouches for its content; returns the
+   * indexes of target blocks that the copy already holds at the right offset.
+   */
+  private cloneCurrent(abs: string, temp: string, target: FileRecord, offsets: number[], local: LocalEntry | undefined, current: Stats | undefined): Set<number> {
+    const present = new Set<number>();
+    const old = local?.record;
+    if (!old || old.deleted || old.type !== 'file' || !current?.isFile() || !local?.stat || old.blocks.length === 0) return present;
+    const oldAt = new Map<number, string>();
+    blockOffsets(old.blocks).forEach((o, i) => oldAt.set(o, `${old.blocks[i]!.size}:${old.blocks[i]!.hash.toString('hex')}`));
+    const reusable = target.blocks.filter((b, i) => oldAt.get(offsets[i]!) === `${b.size}:${b.hash.toString('hex')}`).length;
+    if (reusable * 4 < target.blocks.length) return present; // mostly different: not worth a full copy
+    copyFileSync(abs, temp, constants.COPYFILE_FICLONE);
+    const after = lstatSync(abs, { throwIfNoEntry: false });
+    if (!after || !sameStat(local.stat, statKey(after))) {
+      rmSync(temp, { force: true }); // changed while copying: trust nothing of it
+      return present;
+    }
+    target.blocks.forEach((b, i) => {
+      if (oldAt.get(offsets[i]!) === `${b.size}:${b.hash.toString('hex')}`) present.add(i);
+    });
+    this.stats.blocksLocal += present.size;
+    return present;
+  }
+
+  private async fetchMissing(target: FileRecord, fh: FileHandle, missing: number[], offsets: number[]): Promise<void> {
     if (missing.length === 0) return;
     const source = this.fetchBlock(target);
     let next = 0;
@@ -147,7 +180,7 @@ export class Puller {
       while (next < missing.length) {
         const i = missing[next++]!;
         const data = await fetchVerified(target.blocks[i]!, offsets[i]!);
-        writeAll(fd, data, offsets[i]!);
+        await writeAll(fh, data, offsets[i]!);
         this.stats.blocksFetched++;
         this.stats.bytesFetched += data.length;
       }
@@ -162,7 +195,7 @@ export class Puller {
       let fd: number | undefined;
       try {
         fd = openSync(this.ctx.paths.resolve(loc.path), 'r');
-        const data = readAt(fd, loc.offset, loc.size);
+        const data = readAtSync(fd, loc.offset, loc.size);
         if (hashMatches(data, block.hash)) return data;
       } catch {
         // moved or changed since it was indexed: try the next location
@@ -235,7 +268,23 @@ function sameOptionalStat(a: Stats | undefined, b: Stats | undefined): boolean {
   return sameStat(statKey(a), statKey(b));
 }
 
-function readAt(fd: number, offset: number, size: number): Buffer {
+async function readAt(fh: FileHandle, offset: number, size: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  let done = 0;
+  while (done < size) {
+    const { bytesRead } = await fh.read(buf, done, size - done, offset + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done === size ? buf : buf.subarray(0, done);
+}
+
+async function writeAll(fh: FileHandle, data: Buffer, offset: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) done += (await fh.write(data, done, data.length - done, offset + done)).bytesWritten;
+}
+
+function readAtSync(fd: number, offset: number, size: number): Buffer {
   const buf = Buffer.allocUnsafe(size);
   let done = 0;
   while (done < size) {
@@ -246,10 +295,6 @@ function readAt(fd: number, offset: number, size: number): Buffer {
   return done === size ? buf : buf.subarray(0, done);
 }
 
-function writeAll(fd: number, data: Buffer, offset: number): void {
-  let done = 0;
-  while (done < data.length) done += writeSync(fd, data, done, data.length - done, offset + done);
-}
 
 export function hashMatches(data: Buffer, hash: Buffer): boolean {
   return createHash('sha256').update(data).digest().equals(hash);
