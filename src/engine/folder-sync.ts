@@ -47,12 +47,16 @@ export interface FolderSyncOptions {
 }
 
 const RETRY_MS = 5000;
-const FILE_CONCURRENCY = 4;
+const FILE_CONCURRENCY = 16;
+/** Pulled entries are committed to the index in batches of this many (one transaction). */
+const COMMIT_BATCH = 256;
 
 export class FolderSync {
   private readonly scanner: Scanner;
   private readonly puller: Puller;
   private readonly need = new Map<string, Decision>();
+  /** Entries pulled to disk but not yet committed to the index (see flushCommits). */
+  private readonly pendingCommits = new Map<string, LocalEntry>();
   private readonly errors = new Map<string, string>();
   private readonly scanErrors = new Map<string, string>();
   private state: FolderState = 'scanning';
@@ -247,7 +251,7 @@ export class FolderSync {
 
   private evaluate(path: string): void {
     const devices = new Set(this.options.devices());
-    const local = this.ctx.store.getLocal(this.id, path);
+    const local = this.localEntry(path);
     const remotes = this.ctx.store
       .remoteFor(this.id, path)
       .filter((r) => devices.has(r.device))
@@ -288,9 +292,11 @@ export class FolderSync {
         while (next < files.length && !this.stopped) committed = (await this.pullOneAsync(files[next++]![0])) || committed;
       };
       await Promise.all(Array.from({ length: FILE_CONCURRENCY }, worker));
+      this.flushCommits();
       const deletes = byPhase(3).sort(([a], [b]) => pathDepth(b) - pathDepth(a) || (b < a ? -1 : 1));
       for (const [path] of deletes) committed = (await this.pullOneAsync(path)) || committed;
     } finally {
+      this.flushCommits();
       this.state = 'idle';
       this.ctx.paths.forget();
       if (committed) this.options.onLocalChange();
@@ -308,7 +314,7 @@ export class FolderSync {
     this.evaluate(path);
     const d = this.need.get(path);
     if (d?.kind !== 'adopt') return false;
-    const local = this.ctx.store.getLocal(this.id, path);
+    const local = this.localEntry(path);
     this.ctx.store.commitLocal(this.id, [{ record: d.record, stat: local?.stat, scannedAtMs: local?.scannedAtMs ?? 0, chunkAvg: local?.chunkAvg ?? 0 }]);
     this.need.delete(path);
     return true;
@@ -320,12 +326,12 @@ export class FolderSync {
     if (!d) return false;
     if (d.kind === 'adopt') return this.pullOne(path);
     if (d.kind !== 'apply') return false;
-    const local = this.ctx.store.getLocal(this.id, path);
+    const local = this.localEntry(path);
     try {
       const started = Date.now();
       const { entry, extraScan } = await this.puller.apply(d.record, local, d.conflictCopy);
       this.ctx.logger.debug({ path, ms: Date.now() - started, size: d.record.size }, 'pulled');
-      this.ctx.store.commitLocal(this.id, [entry]);
+      this.queueCommit(entry);
       this.errors.delete(path);
       this.need.delete(path);
       if (d.conflictCopy) this.ctx.logger.warn({ folder: this.id, path, copy: extraScan[0] }, 'conflict: kept our version as a conflict copy');
@@ -334,6 +340,25 @@ export class FolderSync {
     } catch (err) {
       return this.handlePullError(path, d.record, local, err);
     }
+  }
+
+  private queueCommit(entry: LocalEntry): void {
+    this.pendingCommits.set(entry.record.path, entry);
+    if (this.pendingCommits.size >= COMMIT_BATCH) this.flushCommits();
+  }
+
+  /** Commits pulled entries in one transaction; they then get sequence numbers and are announced. */
+  private flushCommits(): void {
+    if (this.pendingCommits.size === 0) return;
+    const entries = [...this.pendingCommits.values()];
+    this.pendingCommits.clear();
+    this.ctx.store.commitLocal(this.id, entries);
+    this.options.onLocalChange();
+  }
+
+  /** This node's entry for a path, including one pulled but not yet committed. */
+  private localEntry(path: string): LocalEntry | undefined {
+    return this.pendingCommits.get(path) ?? this.ctx.store.getLocal(this.id, path);
   }
 
   private async handlePullError(path: string, target: FileRecord, local: LocalEntry | undefined, err: unknown): Promise<boolean> {

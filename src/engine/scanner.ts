@@ -4,9 +4,9 @@
  * that a same-size edit within the timestamp granularity could hide (git's "racy" rule).
  * A scan can cover the whole folder or only some paths (from the watcher).
  */
-import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { lstatSync, readFileSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { chunkFile } from '../chunker/chunk-file.js';
+import { chunkBuffer, chunkFile } from '../chunker/chunk-file.js';
 import { chunkParamsFor } from '../chunker/fastcdc.js';
 import { errorMessage } from '../core/errors.js';
 import { sameContent, type FileRecord, type FileType } from '../core/file-record.js';
@@ -18,6 +18,8 @@ import type { FolderContext } from './folder-context.js';
 /** Files modified less than this before they were scanned are hashed again next time. */
 const RACY_WINDOW_MS = 2000;
 const COMMIT_BATCH = 1000;
+/** Files up to this size are read whole and hashed synchronously. */
+const SMALL_FILE_BYTES = 1024 * 1024;
 
 export interface ScanResult {
   readonly changed: FileRecord[];
@@ -118,10 +120,16 @@ export class Scanner {
   ): Promise<LocalEntry | 'unchanged' | 'vanished' | { error: string }> {
     const abs = join(this.ctx.root, path);
     const startedAt = Date.now();
-    const avg = chunkParamsFor(stat.size, existing?.chunkAvg || undefined).avgSize;
+    const params = chunkParamsFor(stat.size, existing?.chunkAvg || undefined);
+    const avg = params.avgSize;
     const blocks = [];
     try {
-      for await (const c of chunkFile(abs, { avgSize: avg })) blocks.push({ hash: c.hash, size: c.size });
+      if (stat.size <= SMALL_FILE_BYTES) {
+        // One read and one hash on this thread: far cheaper than a stream for small files.
+        for (const c of chunkBuffer(readFileSync(abs), params)) blocks.push({ hash: c.hash, size: c.size });
+      } else {
+        for await (const c of chunkFile(abs, { avgSize: avg })) blocks.push({ hash: c.hash, size: c.size });
+      }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'vanished';
       return { error: `cannot read: ${errorMessage(err)}` };
