@@ -104,8 +104,9 @@ program
       if (fresh && store.listFolders().length === 0) {
         store.addFolder('default', defaultFolderPath());
       }
+      const name = store.getMeta('name') ?? 'ferry';
       store.close();
-      const logger = createLogger(basename(home));
+      const logger = createLogger(name);
       const node = await FerryNode.start({ home, host, port, logger });
       if (json) printJson({ deviceId: node.deviceId, listen: node.address });
       else {

@@ -47,7 +47,7 @@ export interface FolderSyncOptions {
 }
 
 const RETRY_MS = 5000;
-const FILE_CONCURRENCY = 16;
+const FILE_CONCURRENCY = 48;
 /** Pulled entries are committed to the index in batches of this many (one transaction). */
 const COMMIT_BATCH = 256;
 
@@ -91,7 +91,7 @@ export class FolderSync {
       try {
         this.watcher = await FolderWatcher.start(this.ctx.root, (paths) => this.localChanged(paths), this.ctx.logger);
       } catch (err) {
-        this.ctx.logger.warn({ folder: this.id, err: errorMessage(err) }, 'cannot watch folder; relying on periodic rescans');
+        this.ctx.logger.warn({ err: errorMessage(err) }, 'cannot watch folder; relying on periodic rescans');
       }
     }
     const clock = this.options.clock ?? systemClock;
@@ -209,15 +209,13 @@ export class FolderSync {
   }
 
   private conflicts(): string[] {
-    const out: string[] = [];
-    for (const [path, e] of this.ctx.store.allLocal(this.id)) if (!e.record.deleted && isConflictCopy(path)) out.push(path);
-    return out.sort();
+    return this.ctx.store.conflictPaths(this.id).filter(isConflictCopy);
   }
 
   /** Runs jobs of this folder one at a time. */
   private exclusive<T>(job: () => Promise<T>): Promise<T> {
     const run = this.queue.then(() => (this.stopped ? (undefined as T) : job()));
-    this.queue = run.catch((err) => this.ctx.logger.error({ folder: this.id, err: errorMessage(err) }, 'folder job failed'));
+    this.queue = run.catch((err) => this.ctx.logger.error({ err: errorMessage(err) }, 'folder job failed'));
     return run;
   }
 
@@ -243,7 +241,7 @@ export class FolderSync {
 
   private afterScan(changed: FileRecord[]): void {
     if (changed.length === 0) return;
-    this.ctx.logger.debug({ folder: this.id, changed: changed.length }, 'local changes');
+    this.ctx.logger.debug({ changed: changed.length }, 'local changes');
     for (const r of changed) this.evaluate(r.path);
     this.options.onLocalChange();
     this.schedulePull();
@@ -301,7 +299,7 @@ export class FolderSync {
       this.ctx.paths.forget();
       if (committed) this.options.onLocalChange();
     }
-    if (this.errors.size > 0 && !this.retryTimer) {
+    if (this.errors.size > 0 && !this.retryTimer && !this.stopped) {
       this.retryTimer = (this.options.clock ?? systemClock).setTimeout(() => {
         this.retryTimer = undefined;
         this.recomputeNeed();
@@ -334,7 +332,7 @@ export class FolderSync {
       this.queueCommit(entry);
       this.errors.delete(path);
       this.need.delete(path);
-      if (d.conflictCopy) this.ctx.logger.warn({ folder: this.id, path, copy: extraScan[0] }, 'conflict: kept our version as a conflict copy');
+      if (d.conflictCopy) this.ctx.logger.warn({ path, copy: extraScan[0] }, 'conflict: kept our version as a conflict copy');
       if (extraScan.length) this.afterScan((await this.scanner.scanPaths(extraScan)).changed);
       return true;
     } catch (err) {
@@ -370,7 +368,7 @@ export class FolderSync {
       return false;
     }
     this.errors.set(path, errorMessage(err));
-    this.ctx.logger.warn({ folder: this.id, path, err: errorMessage(err) }, 'cannot sync file; will retry');
+    this.ctx.logger.warn({ path, err: errorMessage(err) }, 'cannot sync file; will retry');
     return false;
   }
 

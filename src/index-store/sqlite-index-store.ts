@@ -243,6 +243,11 @@ export class SqliteIndexStore {
     return (this.stmts.localSince!.all(folder, sequence, limit) as Row[]).map(toRecord);
   }
 
+  /** Paths of live conflict copies in a folder. */
+  conflictPaths(folder: string): string[] {
+    return (this.stmts.conflictPaths!.all(folder) as Row[]).map((r) => r.path);
+  }
+
   localCounts(folder: string): { files: number; bytes: number } {
     const r = this.stmts.localCounts!.get(folder) as Row;
     return { files: r.files ?? 0, bytes: r.bytes ?? 0 };
@@ -339,6 +344,7 @@ export class SqliteIndexStore {
         'UPDATE files SET st_size = ?, st_mtime_ms = ?, st_ctime_ms = ?, st_ino = ?, scanned_at_ms = ? WHERE folder = ? AND path = ?',
       ),
       localSince: p('SELECT * FROM files WHERE folder = ? AND sequence > ? ORDER BY sequence LIMIT ?'),
+      conflictPaths: p("SELECT path FROM files WHERE folder = ? AND deleted = 0 AND path LIKE '%.sync-conflict-%' ORDER BY path"),
       localCounts: p(
         "SELECT count(*) AS files, sum(size) AS bytes FROM files WHERE folder = ? AND deleted = 0 AND type = 'file'",
       ),
