@@ -16,6 +16,10 @@ vi.mock('../chunker/chunk-file.js', async (importOriginal) => {
       chunkCalls.paths.push(path);
       return orig.chunkFile(path, options);
     },
+    chunkSmallFile: (path: string, params: Parameters<typeof orig.chunkSmallFile>[1]) => {
+      chunkCalls.paths.push(path);
+      return orig.chunkSmallFile(path, params);
+    },
   };
 });
 

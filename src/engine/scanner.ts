@@ -4,9 +4,9 @@
  * that a same-size edit within the timestamp granularity could hide (git's "racy" rule).
  * A scan can cover the whole folder or only some paths (from the watcher).
  */
-import { lstatSync, readFileSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { chunkBuffer, chunkFile } from '../chunker/chunk-file.js';
+import { chunkFile, chunkSmallFile } from '../chunker/chunk-file.js';
 import { chunkParamsFor } from '../chunker/fastcdc.js';
 import { errorMessage } from '../core/errors.js';
 import { sameContent, type FileRecord, type FileType } from '../core/file-record.js';
@@ -126,7 +126,7 @@ export class Scanner {
     try {
       if (stat.size <= SMALL_FILE_BYTES) {
         // One read and one hash on this thread: far cheaper than a stream for small files.
-        for (const c of chunkBuffer(readFileSync(abs), params)) blocks.push({ hash: c.hash, size: c.size });
+        for (const c of chunkSmallFile(abs, params)) blocks.push({ hash: c.hash, size: c.size });
       } else {
         for await (const c of chunkFile(abs, { avgSize: avg })) blocks.push({ hash: c.hash, size: c.size });
       }
