@@ -5,6 +5,7 @@
  * status for `ferry status`.
  */
 import { mkdirSync } from 'node:fs';
+import { systemClock, type Clock } from '../core/clock.js';
 import { shortDeviceId } from '../core/device-id.js';
 import { errorMessage, FerryError } from '../core/errors.js';
 import { sameContent, type BlockRef, type FileRecord } from '../core/file-record.js';
@@ -34,6 +35,8 @@ export interface NodeOptions {
   readonly deviceId?: string;
   /** Watch folders for changes (default true); simulations trigger scans themselves. */
   readonly watch?: boolean;
+  /** Time for the node's timers (dial back-off, retries, rescans); simulations run it faster. */
+  readonly clock?: Clock;
 }
 
 const DIAL_TICK_MS = 1000;
@@ -112,6 +115,10 @@ export class FerryNode {
     return this.options.logger;
   }
 
+  private get clock(): Clock {
+    return this.options.clock ?? systemClock;
+  }
+
   private async boot(): Promise<void> {
     this.listener = await this.network.listen({
       authorize: (deviceId) => this.peerConfigs.some((p) => p.deviceId === deviceId),
@@ -124,9 +131,9 @@ export class FerryNode {
     this.listenAddress = this.listener.address;
     this.dataVersion = this.store.dataVersion();
     await this.reloadConfig();
-    this.timers.push(setInterval(() => this.dialDue(), DIAL_TICK_MS));
-    this.timers.push(setInterval(() => void this.pollConfig(), CONFIG_POLL_MS));
-    this.timers.push(setInterval(() => this.publishStatus(), STATUS_EVERY_MS));
+    this.timers.push(this.clock.setInterval(() => this.dialDue(), DIAL_TICK_MS));
+    this.timers.push(this.clock.setInterval(() => void this.pollConfig(), CONFIG_POLL_MS));
+    this.timers.push(this.clock.setInterval(() => this.publishStatus(), STATUS_EVERY_MS));
     this.publishStatus();
     this.dialDue();
   }
@@ -199,6 +206,7 @@ export class FerryNode {
         onLocalChange: () => this.announce(cfg.id),
         rescanSeconds: cfg.rescanSeconds,
         watch: this.options.watch ?? true,
+        clock: this.clock,
       });
       this.folders.set(cfg.id, folder);
       await folder.start();
@@ -227,7 +235,7 @@ export class FerryNode {
 
   private dialDue(): void {
     if (this.stopping) return;
-    const now = Date.now();
+    const now = this.clock.now();
     for (const p of this.peerConfigs) {
       const s = this.peerState(p.deviceId);
       if (s.session || s.dialing || now < s.nextDialAt || p.addresses.length === 0) continue;
@@ -252,7 +260,7 @@ export class FerryNode {
         }
       }
     }
-    s.nextDialAt = Date.now() + s.backoffMs;
+    s.nextDialAt = this.clock.now() + s.backoffMs;
     s.backoffMs = Math.min(s.backoffMs * 2, MAX_BACKOFF_MS);
   }
 
@@ -282,7 +290,7 @@ export class FerryNode {
       s.lastSeen = new Date().toISOString();
       if (s.session === session) {
         s.session = undefined;
-        s.nextDialAt = Date.now() + 500;
+        s.nextDialAt = this.clock.now() + 500;
         this.logger.info({ peer: conn.deviceId, reason: reason?.message }, 'peer disconnected');
       }
     });
