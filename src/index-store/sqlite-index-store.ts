@@ -365,7 +365,7 @@ export class SqliteIndexStore {
 }
 
 function toRecord(r: Row): FileRecord {
-  const record: FileRecord = {
+  const record = {
     path: r.path,
     type: r.type as FileType,
     size: r.size,
@@ -375,9 +375,17 @@ function toRecord(r: Row): FileRecord {
     version: JSON.parse(r.version) as VersionVector,
     modifiedBy: r.modified_by,
     sequence: r.sequence,
-    blocks: unpackBlocks(r.blocks),
-  };
-  return r.symlink_target == null ? record : { ...record, symlinkTarget: r.symlink_target };
+  } as FileRecord & { symlinkTarget?: string };
+  // Block lists are unpacked on first use: a rescan of 100,000 unchanged files reads every
+  // record but needs none of their blocks.
+  const packed: Buffer = r.blocks;
+  let blocks: FileRecord['blocks'] | undefined;
+  Object.defineProperty(record, 'blocks', {
+    enumerable: true,
+    get: () => (blocks ??= unpackBlocks(packed)),
+  });
+  if (r.symlink_target != null) record.symlinkTarget = r.symlink_target;
+  return record;
 }
 
 function toLocalEntry(r: Row): LocalEntry {
