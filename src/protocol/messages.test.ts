@@ -10,6 +10,7 @@ import {
   MAX_RECORDS_PER_MESSAGE,
   parseBlockRequest,
   parseHello,
+  recordMeta,
 } from './messages.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest();
@@ -41,21 +42,7 @@ function rawPayload(meta: unknown[], blockLists: BlockRef[][]): Buffer {
   return Buffer.concat([head, json, ...blockLists.map((b) => packBlocks(b))]);
 }
 
-function metaOf(r: FileRecord): Record<string, unknown> {
-  return {
-    path: r.path,
-    type: r.type,
-    size: r.size,
-    mtimeMs: r.mtimeMs,
-    mode: r.mode,
-    deleted: r.deleted,
-    version: r.version,
-    modifiedBy: r.modifiedBy,
-    sequence: r.sequence,
-    blocks: r.blocks.length,
-    ...(r.symlinkTarget === undefined ? {} : { symlinkTarget: r.symlinkTarget }),
-  };
-}
+const metaOf = recordMeta;
 
 function expectInvalidMessage(fn: () => unknown, reason?: RegExp): void {
   try {

@@ -78,7 +78,15 @@ export function parseBlockRequest(header: Record<string, unknown>): BlockRequest
 
 /** Encodes records for an index message payload: u32 JSON length, JSON, packed blocks. */
 export function encodeRecords(records: readonly FileRecord[]): Buffer {
-  const meta = records.map((r) => ({
+  const json = Buffer.from(JSON.stringify(records.map(recordMeta)));
+  const head = Buffer.allocUnsafe(4);
+  head.writeUInt32BE(json.length);
+  return Buffer.concat([head, json, ...records.map((r) => packBlocks(r.blocks))]);
+}
+
+/** A record's JSON part in an index message (its block list travels packed, after the JSON). */
+export function recordMeta(r: FileRecord): Record<string, unknown> {
+  return {
     path: r.path,
     type: r.type,
     size: r.size,
@@ -90,11 +98,7 @@ export function encodeRecords(records: readonly FileRecord[]): Buffer {
     sequence: r.sequence,
     blocks: r.blocks.length,
     ...(r.symlinkTarget === undefined ? {} : { symlinkTarget: r.symlinkTarget }),
-  }));
-  const json = Buffer.from(JSON.stringify(meta));
-  const head = Buffer.allocUnsafe(4);
-  head.writeUInt32BE(json.length);
-  return Buffer.concat([head, json, ...records.map((r) => packBlocks(r.blocks))]);
+  };
 }
 
 export interface DecodedRecords {

@@ -20,7 +20,7 @@ import type { BlockRef, FileRecord } from '../../src/core/file-record.js';
 import { tempName } from '../../src/engine/puller.js';
 import { packBlocks } from '../../src/index-store/block-codec.js';
 import type { Message } from '../../src/protocol/connection.js';
-import { encodeRecords, PROTOCOL_VERSION } from '../../src/protocol/messages.js';
+import { encodeRecords, PROTOCOL_VERSION, recordMeta } from '../../src/protocol/messages.js';
 import { dialPeer } from '../../src/transport/dial.js';
 import { MAX_FRAME_BYTES } from '../../src/transport/frame.js';
 import { createIdentity, type Identity } from '../../src/transport/identity.js';
@@ -142,21 +142,7 @@ function rawPayload(meta: unknown, packed: Buffer[] = [], jsonText?: string): Bu
   return Buffer.concat([head, json, ...packed]);
 }
 
-/** Metadata of a record as encodeRecords writes it, to tamper with before hand-encoding. */
-function metaOf(r: FileRecord): Record<string, unknown> {
-  return {
-    path: r.path,
-    type: r.type,
-    size: r.size,
-    mtimeMs: r.mtimeMs,
-    mode: r.mode,
-    deleted: r.deleted,
-    version: r.version,
-    modifiedBy: r.modifiedBy,
-    sequence: r.sequence,
-    blocks: r.blocks.length,
-  };
-}
+const metaOf = recordMeta;
 
 /**
  * The hostile side of one connection: dials the node, answers its block requests from
