@@ -320,9 +320,15 @@ export class FerryNode {
     const ordered = [...connected.filter((s) => holders.has(s.deviceId)), ...connected.filter((s) => !holders.has(s.deviceId))];
     const spread = Math.max(1, connected.filter((s) => holders.has(s.deviceId)).length);
     return {
-      fetch: async (block: BlockRef, offset: number, attempt: number): Promise<Buffer> => {
-        const header = { type: 'block', folder: folderId, path: record.path, offset, size: block.size, hash: block.hash.toString('hex') };
-        const first = (block.hash.readUInt32BE(0) % spread) + attempt;
+      fetch: async (blocks: readonly BlockRef[], offset: number, attempt: number): Promise<Buffer> => {
+        const header = {
+          type: 'range',
+          folder: folderId,
+          path: record.path,
+          offset,
+          blocks: blocks.map((b) => ({ size: b.size, hash: b.hash.toString('hex') })),
+        };
+        const first = (blocks[0]!.hash.readUInt32BE(0) % spread) + attempt;
         let lastError: unknown;
         for (let i = 0; i < ordered.length; i++) {
           const session = ordered[(first + i) % ordered.length]!;
@@ -333,7 +339,7 @@ export class FerryNode {
             lastError = err;
           }
         }
-        throw new FerryError('PEER_UNAVAILABLE', `no connected peer could supply block at ${offset} of ${record.path}`, { cause: lastError });
+        throw new FerryError('PEER_UNAVAILABLE', `no connected peer could supply the blocks at ${offset} of ${record.path}`, { cause: lastError });
       },
     };
   }

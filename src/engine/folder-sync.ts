@@ -11,7 +11,7 @@ import type { FileRecord } from '../core/file-record.js';
 import { pathDepth } from '../core/paths.js';
 import { bumpVersion, mergeVersions } from '../core/version-vector.js';
 import type { LocalEntry, StatKey } from '../index-store/sqlite-index-store.js';
-import type { BlockRequest } from '../protocol/messages.js';
+import type { BlockRequest, RangeRequest } from '../protocol/messages.js';
 import { isConflictCopy } from './conflict-name.js';
 import { decide, type Decision } from './decide.js';
 import type { FolderContext } from './folder-context.js';
@@ -187,6 +187,27 @@ export class FolderSync {
     throw new FerryError('NOT_FOUND', `block ${req.hash.slice(0, 12)} of ${req.path} is not available here`);
   }
 
+  /**
+   * Reads consecutive blocks for a peer: in one read when the file is unchanged since it was
+   * indexed, else block by block from wherever the index has them.
+   */
+  serveRange(req: RangeRequest): Buffer {
+    const total = req.blocks.reduce((n, b) => n + b.size, 0);
+    const meta = this.ctx.store.getLocalMeta(this.id, req.path);
+    if (meta && !meta.deleted && meta.type === 'file' && meta.stat) {
+      const data = this.readBlock(req.path, req.offset, total, meta.stat);
+      if (data) return data;
+    }
+    let offset = req.offset;
+    return Buffer.concat(
+      req.blocks.map((b) => {
+        const data = this.serveBlock({ type: 'block', folder: req.folder, path: req.path, offset, size: b.size, hash: b.hash });
+        offset += b.size;
+        return data;
+      }),
+    );
+  }
+
   /** Reads `size` bytes at `offset`; with `expected`, only if the file's stat still matches. */
   private readBlock(path: string, offset: number, size: number, expected?: StatKey): Buffer | undefined {
     let fd: number | undefined;
@@ -257,11 +278,15 @@ export class FolderSync {
     const type = remotes[0]?.type ?? local?.record.type;
     if (this.ctx.ignore.ignores(path, type === 'dir')) {
       this.need.delete(path);
+      this.errors.delete(path);
       return;
     }
     const d = decide(local?.record, remotes);
-    if (d.kind === 'none') this.need.delete(path);
-    else this.need.set(path, d);
+    if (d.kind === 'none') {
+      // Nothing left to pull here: an error from an earlier attempt no longer applies.
+      this.need.delete(path);
+      this.errors.delete(path);
+    } else this.need.set(path, d);
   }
 
   private schedulePull(): void {
@@ -315,6 +340,7 @@ export class FolderSync {
     const local = this.localEntry(path);
     this.ctx.store.commitLocal(this.id, [{ record: d.record, stat: local?.stat, scannedAtMs: local?.scannedAtMs ?? 0, chunkAvg: local?.chunkAvg ?? 0 }]);
     this.need.delete(path);
+    this.errors.delete(path);
     return true;
   }
 
@@ -331,7 +357,8 @@ export class FolderSync {
       this.ctx.logger.debug({ path, ms: Date.now() - started, size: d.record.size }, 'pulled');
       this.queueCommit(entry);
       this.errors.delete(path);
-      this.need.delete(path);
+      // A newer record may have arrived during the download: its decision stays for the next pass.
+      if (this.need.get(path) === d) this.need.delete(path);
       if (d.conflictCopy) this.ctx.logger.warn({ path, copy: extraScan[0] }, 'conflict: kept our version as a conflict copy');
       if (extraScan.length) this.afterScan((await this.scanner.scanPaths(extraScan)).changed);
       return true;

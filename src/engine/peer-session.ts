@@ -10,7 +10,7 @@ import type { FileRecord } from '../core/file-record.js';
 import type { FolderConfig } from '../index-store/config-types.js';
 import type { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import type { Message, PeerConnection } from '../protocol/connection.js';
-import { decodeRecords, encodeRecords, parseBlockRequest, parseHello, PROTOCOL_VERSION, type Hello } from '../protocol/messages.js';
+import { decodeRecords, encodeRecords, parseBlockRequest, parseHello, parseRangeRequest, PROTOCOL_VERSION, type Hello } from '../protocol/messages.js';
 import type { Logger } from './folder-context.js';
 import type { FolderSync } from './folder-sync.js';
 
@@ -91,6 +91,10 @@ export class PeerSession {
   }
 
   private async handleRequest(m: Message): Promise<Message> {
+    if (m.header.type === 'range') {
+      const req = parseRangeRequest(m.header);
+      return { header: { type: 'range' }, payload: this.sharedFolder(req.folder).serveRange(req) };
+    }
     if (m.header.type !== 'block') throw new FerryError('INVALID_MESSAGE', `unknown request type ${JSON.stringify(m.header.type)}`);
     const req = parseBlockRequest(m.header);
     const folder = this.sharedFolder(req.folder);

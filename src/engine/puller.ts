@@ -24,7 +24,14 @@ import { sameStat, statKey } from './scanner.js';
  * same block, so a source can move on to another peer after a bad or failed answer. The bytes
  * need not be trusted: the puller verifies every block against its hash.
  */
-export type BlockFetcher = (record: FileRecord) => { fetch(block: BlockRef, offset: number, attempt: number): Promise<Buffer> };
+export type BlockFetcher = (record: FileRecord) => {
+  /** The bytes of consecutive `blocks` of the file, starting at `offset`. */
+  fetch(blocks: readonly BlockRef[], offset: number, attempt: number): Promise<Buffer>;
+};
+
+/** Consecutive missing blocks are asked for together, up to this many bytes a request. */
+const RANGE_BYTES = 1024 * 1024;
+const RANGE_BLOCKS = 16;
 
 const FETCH_ATTEMPTS = 3;
 
@@ -35,7 +42,7 @@ export interface PullStats {
   bytesFetched: number;
 }
 
-const FETCH_CONCURRENCY = 32;
+const FETCH_CONCURRENCY = 8;
 
 export class Puller {
   readonly stats: PullStats = { blocksFromTemp: 0, blocksLocal: 0, blocksFetched: 0, bytesFetched: 0 };
@@ -165,27 +172,31 @@ export class Puller {
   private async fetchMissing(target: FileRecord, fh: FileHandle, missing: number[], offsets: number[]): Promise<void> {
     if (missing.length === 0) return;
     const source = this.fetchBlock(target);
+    const runs = consecutiveRuns(missing, target.blocks);
     let next = 0;
-    const fetchVerified = async (block: BlockRef, offset: number): Promise<Buffer> => {
+    const fetchVerified = async (run: number[]): Promise<Buffer> => {
+      const blocks = run.map((i) => target.blocks[i]!);
+      const offset = offsets[run[0]!]!;
       for (let attempt = 0; ; attempt++) {
-        const data = await source.fetch(block, offset, attempt);
-        if (data.length === block.size && hashMatches(data, block.hash)) return data;
-        this.ctx.logger.warn({ path: target.path, offset, attempt }, 'received a block that fails its hash; discarded');
+        const data = await source.fetch(blocks, offset, attempt);
+        const bad = firstBadBlock(data, blocks);
+        if (bad < 0) return data;
+        this.ctx.logger.warn({ path: target.path, offset: offsets[run[bad]!], attempt }, 'received a block that fails its hash; discarded');
         if (attempt + 1 >= FETCH_ATTEMPTS) {
-          throw new FerryError('HASH_MISMATCH', `block at ${offset} of ${target.path} failed its hash ${FETCH_ATTEMPTS} times`);
+          throw new FerryError('HASH_MISMATCH', `block at ${offsets[run[bad]!]} of ${target.path} failed its hash ${FETCH_ATTEMPTS} times`);
         }
       }
     };
     const worker = async () => {
-      while (next < missing.length) {
-        const i = missing[next++]!;
-        const data = await fetchVerified(target.blocks[i]!, offsets[i]!);
-        await writeAll(fh, data, offsets[i]!);
-        this.stats.blocksFetched++;
+      while (next < runs.length) {
+        const run = runs[next++]!;
+        const data = await fetchVerified(run);
+        await writeAll(fh, data, offsets[run[0]!]!);
+        this.stats.blocksFetched += run.length;
         this.stats.bytesFetched += data.length;
       }
     };
-    await Promise.all(Array.from({ length: Math.min(FETCH_CONCURRENCY, missing.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(FETCH_CONCURRENCY, runs.length) }, worker));
   }
 
   /** A block from any local file that has it, verified; undefined when none does. */
@@ -256,6 +267,35 @@ export class Puller {
     const st = lstatSync(abs);
     return { record, stat: statKey(st), scannedAtMs: Date.now(), chunkAvg: 0 };
   }
+}
+
+/** Groups block indexes into runs of consecutive blocks, each small enough for one request. */
+function consecutiveRuns(indexes: number[], blocks: readonly BlockRef[]): number[][] {
+  const runs: number[][] = [];
+  let bytes = 0;
+  for (const i of indexes) {
+    const run = runs[runs.length - 1];
+    const size = blocks[i]!.size;
+    if (run && run[run.length - 1] === i - 1 && run.length < RANGE_BLOCKS && bytes + size <= RANGE_BYTES) {
+      run.push(i);
+      bytes += size;
+    } else {
+      runs.push([i]);
+      bytes = size;
+    }
+  }
+  return runs;
+}
+
+/** Index of the first block whose bytes in `data` fail their hash (or are missing); -1 if all pass. */
+function firstBadBlock(data: Buffer, blocks: readonly BlockRef[]): number {
+  let at = 0;
+  for (let i = 0; i < blocks.length; i++) {
+    const b = blocks[i]!;
+    if (at + b.size > data.length || !hashMatches(data.subarray(at, at + b.size), b.hash)) return i;
+    at += b.size;
+  }
+  return at === data.length ? -1 : blocks.length - 1;
 }
 
 export function tempName(path: string): string {

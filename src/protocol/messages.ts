@@ -44,6 +44,41 @@ export interface BlockRequest {
   readonly hash: string;
 }
 
+/** Consecutive blocks of one file starting at `offset`, asked for in one request. */
+export interface RangeRequest {
+  readonly type: 'range';
+  readonly folder: string;
+  readonly path: string;
+  readonly offset: number;
+  readonly blocks: readonly { readonly size: number; readonly hash: string }[];
+}
+
+/** Most blocks in one range request; their total is also capped at MAX_BLOCK_BYTES. */
+export const MAX_RANGE_BLOCKS = 64;
+
+export function parseRangeRequest(header: Record<string, unknown>): RangeRequest {
+  const blocks = header.blocks;
+  if (!Array.isArray(blocks) || blocks.length < 1 || blocks.length > MAX_RANGE_BLOCKS) {
+    throw invalid(`range: blocks must be a list of 1 to ${MAX_RANGE_BLOCKS}`);
+  }
+  let total = 0;
+  const parsed = blocks.map((b: Record<string, unknown>) => {
+    const size = int(b?.size, 'range.size');
+    const hash = str(b.hash, 'range.hash', 64);
+    if (size < 1 || !/^[0-9a-f]{64}$/.test(hash)) throw invalid('range: each block needs a positive size and a 64-hex-digit hash');
+    total += size;
+    return { size, hash };
+  });
+  if (total > MAX_BLOCK_BYTES) throw invalid(`range of ${total} bytes is larger than ${MAX_BLOCK_BYTES}`);
+  return {
+    type: 'range',
+    folder: str(header.folder, 'range.folder', 256),
+    path: checkRelativePath(header.path),
+    offset: int(header.offset, 'range.offset'),
+    blocks: parsed,
+  };
+}
+
 export function parseHello(header: Record<string, unknown>): Hello {
   const folders = header.folders;
   if (!Array.isArray(folders) || folders.length > 10_000) throw invalid('hello: folders must be a list');
