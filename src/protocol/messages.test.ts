@@ -10,6 +10,8 @@ import {
   MAX_RECORDS_PER_MESSAGE,
   parseBlockRequest,
   parseHello,
+  parseRangeRequest,
+  MAX_RANGE_BLOCKS,
   recordMeta,
 } from './messages.js';
 
@@ -280,5 +282,26 @@ describe('parseHello', () => {
   it('rejects null or non-object folder entries with INVALID_MESSAGE (not a TypeError)', () => {
     expectInvalidMessage(() => parseHello({ ...hello, folders: [null] }));
     expectInvalidMessage(() => parseHello({ ...hello, folders: [5] }));
+  });
+});
+
+describe('parseRangeRequest', () => {
+  const hash = 'ab'.repeat(32);
+  const req = { type: 'range', folder: 'docs', path: 'a/b.bin', offset: 4096, blocks: [{ size: 100, hash }, { size: 200, hash }] };
+
+  it('accepts consecutive blocks and normalizes the path', () => {
+    expect(parseRangeRequest(req)).toEqual(req);
+    expect(parseRangeRequest({ ...req, path: 'cafe\u0301' }).path).toBe('caf\u00e9');
+  });
+
+  it('rejects empty, too long, oversized and malformed ranges', () => {
+    expectInvalidMessage(() => parseRangeRequest({ ...req, blocks: [] }), /blocks/);
+    expectInvalidMessage(() => parseRangeRequest({ ...req, blocks: Array(MAX_RANGE_BLOCKS + 1).fill({ size: 1, hash }) }), /blocks/);
+    expectInvalidMessage(() => parseRangeRequest({ ...req, blocks: [{ size: MAX_BLOCK_BYTES, hash }, { size: 1, hash }] }), /larger/);
+    expectInvalidMessage(() => parseRangeRequest({ ...req, blocks: [{ size: 0, hash }] }), /positive size/);
+    expectInvalidMessage(() => parseRangeRequest({ ...req, blocks: [{ size: 10, hash: 'xyz' }] }), /hash/);
+    expectInvalidMessage(() => parseRangeRequest({ ...req, blocks: 'all' }), /blocks/);
+    expectInvalidMessage(() => parseRangeRequest({ ...req, offset: -1 }), /offset/);
+    expect(() => parseRangeRequest({ ...req, path: '../x' })).toThrow(expect.objectContaining({ code: 'INVALID_PATH' }));
   });
 });
