@@ -161,11 +161,18 @@ class HostilePeer {
   ) {
     conn.onMessage((m) => this.received.push(m));
     conn.onRequest(async (m) => {
-      const h = m.header as { type?: unknown; hash?: unknown; path?: unknown; offset?: unknown; size?: unknown };
-      this.requests.push({ hash: String(h.hash), path: String(h.path), offset: Number(h.offset), size: Number(h.size) });
-      const data = this.serve.get(String(h.hash));
-      if (h.type !== 'block' || !data) throw new Error(`hostile peer has no block ${String(h.hash)}`);
-      return { header: { type: 'block' }, payload: data };
+      // The node asks for consecutive blocks together: {type:'range', offset, blocks:[{size, hash}]}.
+      const h = m.header as { type?: unknown; path?: unknown; offset?: unknown; blocks?: { size: number; hash: string }[] };
+      if (h.type !== 'range' || !Array.isArray(h.blocks)) throw new Error(`hostile peer cannot answer ${String(h.type)}`);
+      let offset = Number(h.offset);
+      const parts = h.blocks.map((b) => {
+        this.requests.push({ hash: String(b.hash), path: String(h.path), offset, size: Number(b.size) });
+        offset += Number(b.size);
+        const data = this.serve.get(String(b.hash));
+        if (!data) throw new Error(`hostile peer has no block ${String(b.hash)}`);
+        return data;
+      });
+      return { header: { type: 'range' }, payload: Buffer.concat(parts) };
     });
     conn.onClose((reason) => {
       this.closed = true;
@@ -399,7 +406,10 @@ describe('a hostile peer', () => {
     };
     for (const p of ['../outside/canary.txt', '/etc/passwd', 'sub/../../outside/canary.txt', 'nul\0.txt', '.ferry.tmp.x/../../outside/canary.txt']) {
       await refusal({ type: 'block', folder: FOLDER, path: p, offset: 0, size: canary.length, hash: sha256(canary) });
+      await refusal({ type: 'range', folder: FOLDER, path: p, offset: 0, blocks: [{ size: canary.length, hash: sha256(canary) }] });
     }
+    await refusal({ type: 'range', folder: FOLDER, path: 'readme.txt', offset: 0, blocks: Array(65).fill({ size: 1, hash: '0'.repeat(64) }) });
+    await refusal({ type: 'range', folder: FOLDER, path: 'readme.txt', offset: 0, blocks: [{ size: 16 * MiB, hash: '0'.repeat(64) }, { size: 1, hash: '0'.repeat(64) }] });
     await refusal({ type: 'block', folder: 'not-shared-folder', path: 'readme.txt', offset: 0, size: 10, hash: '0'.repeat(64) });
     await refusal({ type: 'block', folder: FOLDER, path: 'readme.txt', offset: 0, size: 64 * MiB, hash: '0'.repeat(64) });
     await refusal({ type: 'evil-request', folder: FOLDER, path: 'readme.txt' });
