@@ -12,7 +12,7 @@ import { errorMessage } from '../core/errors.js';
 import { sameContent, type FileRecord, type FileType } from '../core/file-record.js';
 import { checkRelativePath, parentPath } from '../core/paths.js';
 import { bumpVersion } from '../core/version-vector.js';
-import type { LocalEntry, StatKey } from '../index-store/sqlite-index-store.js';
+import type { LocalEntry, ScanEntry, StatKey } from '../index-store/sqlite-index-store.js';
 import type { FolderContext } from './folder-context.js';
 
 /** Files modified less than this before they were scanned are hashed again next time. */
@@ -31,14 +31,14 @@ export class Scanner {
 
   /** Scans the whole folder. */
   async scanAll(): Promise<ScanResult> {
-    const known = this.ctx.store.allLocal(this.ctx.folderId);
+    const known = this.ctx.store.scanEntries(this.ctx.folderId);
     return this.run(known, [''], true);
   }
 
   /** Scans the given paths (and everything under those that are directories). */
   async scanPaths(paths: readonly string[]): Promise<ScanResult> {
     if (paths.includes('')) return this.scanAll();
-    const known = new Map<string, LocalEntry>();
+    const known = new Map<string, ScanEntry>();
     const roots: string[] = [];
     for (const p of minimalRoots(paths.map((p) => this.realRoot(p)))) {
       roots.push(p);
@@ -63,7 +63,12 @@ export class Scanner {
     return path;
   }
 
-  private async run(known: Map<string, LocalEntry>, roots: string[], full: boolean): Promise<ScanResult> {
+  /** The full index entry (version, blocks) of a path the scan found changed. */
+  private full(path: string): LocalEntry | undefined {
+    return this.ctx.store.getLocal(this.ctx.folderId, path);
+  }
+
+  private async run(known: Map<string, ScanEntry>, roots: string[], full: boolean): Promise<ScanResult> {
     const walk = new Walk(this.ctx, known);
     for (const root of roots) {
       if (root === '') {
@@ -85,7 +90,7 @@ export class Scanner {
       if (pending.length) changed.push(...this.ctx.store.commitLocal(this.ctx.folderId, pending.splice(0)));
     };
     for (const item of walk.toHash) {
-      const entry = await this.hashFile(item.path, item.stat, known.get(item.path));
+      const entry = await this.hashFile(item.path, item.stat, known.has(item.path) ? this.full(item.path) : undefined);
       this.ctx.logger.debug({ path: item.path, result: typeof entry === 'string' ? entry : 'error' in entry ? entry.error : 'changed' }, 'hashed');
       if (entry === 'unchanged') continue;
       if (entry === 'vanished') {
@@ -106,7 +111,7 @@ export class Scanner {
       if (e.record.deleted || walk.seen.has(path) || walk.skipped.has(path)) continue;
       if (!full && !roots.some((r) => path === r || path.startsWith(r + '/'))) continue;
       if (walk.skippedUnder(path)) continue;
-      pending.push({ record: deletedRecord(e.record, this.ctx.shortId), scannedAtMs: now, chunkAvg: 0 });
+      pending.push({ record: deletedRecord(this.full(path)!.record, this.ctx.shortId), scannedAtMs: now, chunkAvg: 0 });
     }
     flush();
     for (const [path, stat] of walk.statOnly) this.ctx.store.updateStat(this.ctx.folderId, path, stat, now);
@@ -176,7 +181,7 @@ class Walk {
 
   constructor(
     private readonly ctx: FolderContext,
-    private readonly known: Map<string, LocalEntry>,
+    private readonly known: Map<string, ScanEntry>,
   ) {}
 
   skippedUnder(path: string): boolean {
@@ -249,7 +254,7 @@ class Walk {
     }
   }
 
-  private newEntry(path: string, type: FileType, stat: Stats, existing: LocalEntry | undefined, target?: string): LocalEntry {
+  private newEntry(path: string, type: FileType, stat: Stats, existing: ScanEntry | undefined, target?: string): LocalEntry {
     const record: FileRecord = {
       path,
       type,
@@ -257,7 +262,7 @@ class Walk {
       mtimeMs: stat.mtimeMs,
       mode: type === 'symlink' ? 0 : stat.mode & 0o7777,
       deleted: false,
-      version: bumpVersion(existing?.record.version ?? {}, this.ctx.shortId),
+      version: bumpVersion((existing && this.ctx.store.getLocal(this.ctx.folderId, path)?.record.version) ?? {}, this.ctx.shortId),
       modifiedBy: this.ctx.shortId,
       sequence: 0,
       blocks: [],

@@ -32,6 +32,14 @@ export interface LocalEntry {
   readonly chunkAvg: number;
 }
 
+/** What a scan needs of each indexed entry: no version, no block list. */
+export interface ScanEntry {
+  readonly record: Pick<FileRecord, 'path' | 'type' | 'deleted' | 'mode' | 'symlinkTarget'>;
+  readonly stat?: StatKey;
+  readonly scannedAtMs: number;
+  readonly chunkAvg: number;
+}
+
 export interface BlockLocation {
   readonly folder: string;
   readonly path: string;
@@ -195,6 +203,20 @@ export class SqliteIndexStore {
     return out;
   }
 
+  /** Every local entry of a folder in the light form a full rescan compares against. */
+  scanEntries(folder: string): Map<string, ScanEntry> {
+    const out = new Map<string, ScanEntry>();
+    for (const r of this.stmts.scanEntries!.iterate(folder) as Iterable<Row>) {
+      out.set(r.path, {
+        record: { path: r.path, type: r.type, deleted: r.deleted === 1, mode: r.mode, ...(r.symlink_target == null ? {} : { symlinkTarget: r.symlink_target }) },
+        stat: r.st_size < 0 ? undefined : { size: r.st_size, mtimeMs: r.st_mtime_ms, ctimeMs: r.st_ctime_ms, ino: r.st_ino },
+        scannedAtMs: r.scanned_at_ms,
+        chunkAvg: r.chunk_avg,
+      });
+    }
+    return out;
+  }
+
   /** Local entries under a directory (exclusive), for scoped scans. */
   localUnder(folder: string, dir: string): LocalEntry[] {
     const lo = dir + '/';
@@ -333,6 +355,10 @@ export class SqliteIndexStore {
       getLocal: p('SELECT * FROM files WHERE folder = ? AND path = ?'),
       getLocalMeta: p('SELECT type, deleted, st_size, st_mtime_ms, st_ctime_ms, st_ino FROM files WHERE folder = ? AND path = ?'),
       allLocal: p('SELECT * FROM files WHERE folder = ?'),
+      scanEntries: p(
+        `SELECT path, type, deleted, mode, symlink_target, chunk_avg, st_size, st_mtime_ms, st_ctime_ms, st_ino, scanned_at_ms
+         FROM files WHERE folder = ?`,
+      ),
       localUnder: p('SELECT * FROM files WHERE folder = ? AND path >= ? AND path < ?'),
       maxSeq: p('SELECT max(sequence) AS seq FROM files WHERE folder = ?'),
       putLocal: p(
