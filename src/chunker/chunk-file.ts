@@ -32,7 +32,7 @@ export interface ChunkFileOptions {
 }
 
 /** Read window; at least 2 * maxSize so that an unfinished chunk never fills it. */
-const WINDOW_SIZE = 16 * 1024 * 1024;
+const WINDOW_SIZE = 4 * 1024 * 1024;
 /** Smallest window for small files, so a tiny file does not cost a 16 MiB allocation. */
 const MIN_WINDOW_SIZE = 64 * 1024;
 
