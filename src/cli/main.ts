@@ -14,6 +14,9 @@ import { databasePath, defaultFolderPath, identityDir, resolveHome } from '../da
 import { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import { parseHostPort } from '../transport/address.js';
 import { loadIdentity, loadOrCreateIdentity } from '../transport/identity.js';
+import { RemoteApi } from '../api/api-server.js';
+import { registerAccountCommands } from './remote/account-commands.js';
+import { registerRemoteCommands } from './remote/remote-commands.js';
 import { failWith, printJson, printLine } from './output.js';
 import { printStatus, statusReport } from './status-command.js';
 
@@ -107,7 +110,9 @@ program
       const name = store.getMeta('name') ?? 'ferry';
       store.close();
       const logger = createLogger(name);
-      const node = await FerryNode.start({ home, host, port, logger });
+      let node: FerryNode | undefined;
+      const api = RemoteApi.open({ databaseFile: databasePath(home), folderSync: (id) => node?.folderSync(id), logger: logger.child({ component: 'api' }) });
+      node = await FerryNode.start({ home, host, port, logger, handleRequest: (req, res) => api.handle(req, res) });
       if (json) printJson({ deviceId: node.deviceId, listen: node.address });
       else {
         printLine(`Ferry node ${node.name}`);
@@ -119,7 +124,8 @@ program
         if (stopping) return;
         stopping = true;
         logger.info({ signal }, 'stopping');
-        await node.stop();
+        await node!.stop();
+        api.close();
         process.exit(0);
       };
       process.on('SIGINT', () => void stop('SIGINT'));
@@ -264,5 +270,8 @@ program
       }
     }),
   );
+
+registerAccountCommands(program, action, openStore);
+registerRemoteCommands(program);
 
 await program.parseAsync(process.argv);

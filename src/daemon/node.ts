@@ -5,6 +5,7 @@
  * status for `ferry status`.
  */
 import { mkdirSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { systemClock, type Clock } from '../core/clock.js';
 import { shortDeviceId } from '../core/device-id.js';
 import { errorMessage, FerryError } from '../core/errors.js';
@@ -37,6 +38,8 @@ export interface NodeOptions {
   readonly watch?: boolean;
   /** Time for the node's timers (dial back-off, retries, rescans); simulations run it faster. */
   readonly clock?: Clock;
+  /** Plain HTTPS requests on the node's port (the REST API), for the real TLS network. */
+  readonly handleRequest?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 const DIAL_TICK_MS = 1000;
@@ -82,7 +85,7 @@ export class FerryNode {
     let deviceId = options.deviceId;
     if (!network || !deviceId) {
       const identity = await loadIdentity(identityDir(options.home));
-      network = new TlsNetwork(identity, { host: options.host ?? '0.0.0.0', port: options.port ?? 22100 }, options.logger);
+      network = new TlsNetwork(identity, { host: options.host ?? '0.0.0.0', port: options.port ?? 22100 }, options.logger, options.handleRequest);
       deviceId = identity.deviceId;
     }
     const store = SqliteIndexStore.open(databasePath(options.home));

@@ -87,11 +87,15 @@ describe('schema', () => {
   it('migrations create every table and set user_version', () => {
     const db = new Database(file, { readonly: true });
     try {
-      expect(db.pragma('user_version', { simple: true })).toBe(1);
+      expect(db.pragma('user_version', { simple: true })).toBe(2);
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
       const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
       expect(tables).toEqual(
-        ['block_map', 'files', 'folder_devices', 'folders', 'meta', 'peers', 'pending_devices', 'remote_files', 'remote_index', 'runtime_status'].sort(),
+        [
+          'block_map', 'files', 'folder_devices', 'folders', 'meta', 'peers', 'pending_devices', 'remote_files', 'remote_index', 'runtime_status',
+          // 002-remote-access.sql
+          'users', 'user_folders', 'api_tokens', 'audit_log', 'file_sha256',
+        ].sort(),
       );
       const indexes = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL").all() as { name: string }[]).map((r) => r.name);
       expect(indexes).toEqual(expect.arrayContaining(['files_by_sequence', 'block_map_by_hash', 'block_map_by_file']));

@@ -1,4 +1,5 @@
 /** The real network: the mutual-TLS peer server and dialer behind the Network interface. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AcceptHandlers, Network, NetworkListener } from '../protocol/network.js';
 import type { PeerConnection } from '../protocol/connection.js';
 import { formatHostPort } from './address.js';
@@ -14,6 +15,8 @@ export class TlsNetwork implements Network {
     private readonly identity: Identity,
     private readonly listenOn: { host: string; port: number },
     private readonly logger: Logger,
+    /** Plain HTTP requests on the same port (the REST API); see PeerServerOptions.handleRequest. */
+    private readonly handleRequest?: (req: IncomingMessage, res: ServerResponse) => void,
   ) {}
 
   async listen(handlers: AcceptHandlers): Promise<NetworkListener> {
@@ -25,6 +28,7 @@ export class TlsNetwork implements Network {
       authorize: handlers.authorize,
       onConnection: handlers.onConnection,
       onRefused: handlers.onRefused,
+      ...(this.handleRequest ? { handleRequest: this.handleRequest } : {}),
     });
     return { address: formatHostPort(server.address.host, server.address.port), close: () => server.close() };
   }

@@ -1,0 +1,92 @@
+/**
+ * Transfer progress for people: one line on stderr, redrawn at most ten times a second, only
+ * when stderr is a terminal (and not with --json), so pipes and scripts see nothing. Also the
+ * optional rate limit (`--limit-rate`), a Transform that paces the bytes through it.
+ */
+import { Transform } from 'node:stream';
+import { FerryError } from '../../core/errors.js';
+import { formatBytes } from '../output.js';
+
+export class Progress {
+  private done = 0;
+  private lastDraw = 0;
+  private readonly started = Date.now();
+  private label = '';
+
+  constructor(
+    private readonly enabled: boolean,
+    private total: number,
+  ) {}
+
+  static forTerminal(json: boolean, total: number): Progress {
+    return new Progress(!json && !!process.stderr.isTTY, total);
+  }
+
+  file(label: string): void {
+    this.label = label;
+    this.draw(true);
+  }
+
+  add(n: number): void {
+    this.done += n;
+    this.draw(false);
+  }
+
+  /** The total changed (e.g. a file turned out to be resumable). */
+  adjustTotal(delta: number): void {
+    this.total += delta;
+  }
+
+  finish(): void {
+    if (!this.enabled) return;
+    this.draw(true);
+    process.stderr.write('\n');
+  }
+
+  private draw(force: boolean): void {
+    if (!this.enabled) return;
+    const now = Date.now();
+    if (!force && now - this.lastDraw < 100) return;
+    this.lastDraw = now;
+    const pct = this.total > 0 ? Math.min(100, Math.floor((100 * this.done) / this.total)) : 100;
+    const width = 24;
+    const filled = Math.round((width * pct) / 100);
+    const rate = this.done / Math.max(0.001, (now - this.started) / 1000);
+    const cols = process.stderr.columns ?? 80;
+    let line = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${pct}% ${formatBytes(this.done)}/${formatBytes(this.total)} ${formatBytes(rate)}/s ${this.label}`;
+    if (line.length > cols - 1) line = line.slice(0, cols - 2) + '…';
+    process.stderr.write(`\r${line}\x1b[K`);
+  }
+}
+
+/** Parses `500K`, `2M`, `1.5G`, `100000` (bytes). */
+export function parseSize(text: string, option: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(text.trim());
+  if (!m) throw new FerryError('INVALID_CONFIG', `${option} ${JSON.stringify(text)}: use a size like 500K, 2M or 1G`);
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  return Math.floor(Number(m[1]) * mult);
+}
+
+/** Bytes per second for --limit-rate. */
+export function parseRate(text: string): number {
+  const n = parseSize(text, '--limit-rate');
+  if (n < 1) throw new FerryError('INVALID_CONFIG', '--limit-rate must be at least 1 byte per second');
+  return n;
+}
+
+/** Counts bytes into `onBytes` and, with a rate, paces them. */
+export function meter(onBytes: (n: number) => void, bytesPerSecond?: number): Transform {
+  const start = Date.now();
+  let sent = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      sent += chunk.length;
+      onBytes(chunk.length);
+      if (!bytesPerSecond) return done(null, chunk);
+      const due = start + (sent / bytesPerSecond) * 1000;
+      const wait = due - Date.now();
+      if (wait <= 0) return done(null, chunk);
+      setTimeout(() => done(null, chunk), wait);
+    },
+  });
+}
