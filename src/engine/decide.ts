@@ -19,16 +19,26 @@ const NONE: Decision = { kind: 'none' };
 
 export function decide(local: FileRecord | undefined, remotes: readonly FileRecord[]): Decision {
   if (remotes.length === 0) return NONE;
-  const global = newestOf(remotes);
   if (!local) {
+    const global = newestOf(remotes);
     return global.deleted ? { kind: 'adopt', record: global } : { kind: 'apply', record: global, conflictCopy: false };
   }
+  // The newest of everything known, ours included: judged only against the newest of the
+  // others, ours could lose to a record that a third one supersedes, or beat a record that
+  // loses to a third one, and nodes holding the same records would keep different versions.
+  const all = newestOf([local, ...remotes]);
+  const behind = (g: FileRecord): Decision =>
+    sameOnDiskExactly(local, g) ? { kind: 'adopt', record: g } : { kind: 'apply', record: g, conflictCopy: false };
+  const outdated = remotes.some((r) => compareVersions(local.version, r.version) === 'lesser');
+  // Ours is concurrent with the winner but superseded by another record: it is simply old.
+  if (all !== local && outdated && compareVersions(local.version, all.version) === 'concurrent') return behind(all);
+  const global = all === local ? newestOf(remotes) : all;
   switch (compareVersions(local.version, global.version)) {
     case 'equal':
     case 'greater':
       return NONE;
     case 'lesser':
-      return sameOnDiskExactly(local, global) ? { kind: 'adopt', record: global } : { kind: 'apply', record: global, conflictCopy: false };
+      return behind(global);
     case 'concurrent': {
       const winner = conflictWinner(local, global);
       const merged = { ...winner, version: mergeVersions(local.version, global.version) };

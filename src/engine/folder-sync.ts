@@ -388,7 +388,8 @@ export class FolderSync {
 
   private async handlePullError(path: string, target: FileRecord, local: LocalEntry | undefined, err: unknown): Promise<boolean> {
     if (isFerryError(err, 'CHANGED_LOCALLY')) {
-      if (err.data.notEmpty && target.deleted && target.type === 'dir') return this.keepDirectory(path, target, local);
+      // A deletion, or a file or symlink, would replace a directory that holds files here: keep it.
+      if (err.data.notEmpty && (target.deleted || target.type !== 'dir')) return this.keepDirectory(path, target, local);
       // A local edit raced the pull: index it; the next evaluation sees the conflict.
       this.afterScan((await this.scanner.scanPaths([path])).changed);
       this.evaluate(path);
@@ -400,9 +401,10 @@ export class FolderSync {
   }
 
   /**
-   * A directory deleted elsewhere still holds files here that the deleting side never saw:
-   * keep the directory (edit beats delete) with a version newer than the deletion, and index
-   * whatever is in it, so the other side gets them back.
+   * A directory deleted (or replaced by a file or symlink) elsewhere still holds files here
+   * that the other side never saw: keep the directory (edit beats delete) with a version newer
+   * than the other side's, and index whatever is in it, so the other side gets them back (its
+   * file goes to its version area when the directory replaces it).
    */
   private async keepDirectory(path: string, target: FileRecord, local: LocalEntry | undefined): Promise<boolean> {
     const result = await this.scanner.scanPaths([path]);
