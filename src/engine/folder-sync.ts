@@ -4,7 +4,8 @@
  * first, then files, then deletions deepest first) and serves blocks to peers. Scans and
  * pulls of one folder run one at a time, so they never race each other on the same path.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
 import { errorMessage, FerryError, isFerryError } from '../core/errors.js';
 import type { FileRecord } from '../core/file-record.js';
@@ -16,7 +17,7 @@ import { isConflictCopy } from './conflict-name.js';
 import { decide, type Decision } from './decide.js';
 import type { FolderContext } from './folder-context.js';
 import { IGNORE_FILE, IgnoreRules } from './ignore-rules.js';
-import { hashMatches, Puller, type BlockFetcher } from './puller.js';
+import { hashMatches, Puller, tempName, type BlockFetcher } from './puller.js';
 import { Scanner, sameStat, statKey } from './scanner.js';
 import { FolderWatcher } from './watcher.js';
 
@@ -248,8 +249,28 @@ export class FolderSync {
       this.scanErrors.clear();
       for (const e of result.errors) this.scanErrors.set(e.path, e.message);
       this.afterScan(result.changed);
+      this.removeStaleTemps(result.downloadTemps);
     } finally {
       this.state = before === 'scanning' ? 'idle' : before;
+    }
+  }
+
+  /**
+   * Temporary files of downloads that nothing needs any more (the path was deleted or won
+   * locally, or its directory was renamed meanwhile) would otherwise stay forever. The ones
+   * of paths still to be pulled are kept: they are how a download resumes.
+   */
+  private removeStaleTemps(temps: string[]): void {
+    if (temps.length === 0) return;
+    const wanted = new Set<string>();
+    for (const path of this.need.keys()) {
+      const slash = path.lastIndexOf('/');
+      wanted.add(`${path.slice(0, slash + 1)}${tempName(path)}`);
+    }
+    for (const temp of temps) {
+      if (wanted.has(temp)) continue;
+      rmSync(join(this.ctx.root, temp), { force: true });
+      this.ctx.logger.debug({ temp }, 'removed the temporary file of a download no longer needed');
     }
   }
 
@@ -283,9 +304,12 @@ export class FolderSync {
     }
     const d = decide(local?.record, remotes);
     if (d.kind === 'none') {
-      // Nothing left to pull here: an error from an earlier attempt no longer applies.
+      // Nothing left to pull here: an error from an earlier attempt no longer applies, and
+      // neither does the temporary file of a download that did not finish.
+      const before = this.need.get(path);
       this.need.delete(path);
       this.errors.delete(path);
+      if (before?.kind === 'apply') this.puller.discardTemp(path);
     } else this.need.set(path, d);
   }
 

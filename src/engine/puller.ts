@@ -77,6 +77,7 @@ export class Puller {
       }
     };
 
+    if (target.deleted || target.type !== 'file') this.discardTemp(target.path);
     if (target.deleted) {
       if (current?.isDirectory() && target.type === 'dir') this.removeDir(abs, target.path);
       else displace();
@@ -225,6 +226,15 @@ export class Puller {
     if (current.isDirectory()) return; // directories: their contents are checked path by path
     if (!live.stat || !sameStat(live.stat, statKey(current))) {
       throw new FerryError('CHANGED_LOCALLY', `${path} changed locally since it was scanned; will rescan`);
+    }
+  }
+
+  /** Removes the temporary file of an unfinished download of `path`, if there is one. */
+  discardTemp(path: string): void {
+    try {
+      rmSync(join(dirname(this.ctx.paths.resolve(path)), tempName(path)), { force: true });
+    } catch {
+      // the parent directory is gone or not a directory: no temporary file either
     }
   }
 

@@ -115,7 +115,7 @@ describe('first scan', () => {
   });
 
   it('an empty folder gives nothing', async () => {
-    expect(await scanner.scanAll()).toEqual({ changed: [], errors: [] });
+    expect(await scanner.scanAll()).toEqual({ changed: [], errors: [], downloadTemps: [] });
   });
 });
 
@@ -131,7 +131,7 @@ describe('rescans', () => {
     chunkCalls.paths.length = 0;
 
     const again = await scanner.scanAll();
-    expect(again).toEqual({ changed: [], errors: [] });
+    expect(again).toEqual({ changed: [], errors: [], downloadTemps: [] });
     expect(chunkCalls.paths).toEqual([]);
     expect(t.store.maxSequence('f1')).toBe(max);
   });
@@ -431,5 +431,16 @@ describe('reading the data', () => {
     write('blob', data, { mtime: OLD });
     await scanner.scanAll();
     expectBlocksDescribe(local('blob')!, readFileSync(join(t.root, 'blob')));
+  });
+});
+
+describe('download temporary files', () => {
+  it('are reported, never indexed; other .ferry.tmp names are neither', async () => {
+    write('a.txt', 'a', { mtime: OLD });
+    write('d/.ferry.tmp.0123456789abcdef', 'partial', { mtime: OLD });
+    write('.ferry.tmp.upload-xyz', 'an upload in progress', { mtime: OLD });
+    const result = await scanner.scanAll();
+    expect(result.downloadTemps).toEqual(['d/.ferry.tmp.0123456789abcdef']);
+    expect(result.changed.map((r) => r.path).sort()).toEqual(['a.txt', 'd']);
   });
 });

@@ -24,7 +24,12 @@ const SMALL_FILE_BYTES = 1024 * 1024;
 export interface ScanResult {
   readonly changed: FileRecord[];
   readonly errors: { path: string; message: string }[];
+  /** Download temporary files (`.ferry.tmp.<16 hex>`) the walk passed, folder-relative. */
+  readonly downloadTemps: string[];
 }
+
+/** The puller's temporary files; other `.ferry.tmp.*` names (uploads) are not the scanner's. */
+const DOWNLOAD_TEMP = /^\.ferry\.tmp\.[0-9a-f]{16}$/;
 
 export class Scanner {
   constructor(private readonly ctx: FolderContext) {}
@@ -115,7 +120,7 @@ export class Scanner {
     }
     flush();
     for (const [path, stat] of walk.statOnly) this.ctx.store.updateStat(this.ctx.folderId, path, stat, now);
-    return { changed, errors: walk.errors };
+    return { changed, errors: walk.errors, downloadTemps: walk.downloadTemps };
   }
 
   private async hashFile(
@@ -177,6 +182,7 @@ class Walk {
   readonly toHash: { path: string; stat: Stats }[] = [];
   readonly statOnly = new Map<string, StatKey>();
   readonly errors: { path: string; message: string }[] = [];
+  readonly downloadTemps: string[] = [];
   private readonly now = Date.now();
 
   constructor(
@@ -198,7 +204,10 @@ class Walk {
       this.errors.push({ path: rel || '.', message: `cannot list directory: ${errorMessage(err)}` });
       return;
     }
-    for (const name of names) this.entry(rel ? `${rel}/${name}` : name);
+    for (const name of names) {
+      if (DOWNLOAD_TEMP.test(name)) this.downloadTemps.push(rel ? `${rel}/${name}` : name);
+      else this.entry(rel ? `${rel}/${name}` : name);
+    }
   }
 
   entry(rel: string, recurse = true): void {

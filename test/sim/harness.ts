@@ -56,7 +56,8 @@ export interface SimOptions {
  * a download's temporary file outlives the need for it (the path was deleted or won locally
  * after a failed or interrupted download).
  */
-export const KNOWN_OPEN = [TEMP_LEFT];
+// Empty since download temporary files are swept after full scans (engine/folder-sync.ts removeStaleTemps).
+export const KNOWN_OPEN: string[] = [];
 
 export interface SimStats {
   nodes: number;
