@@ -51,11 +51,20 @@ const RETRY_MS = 5000;
 const FILE_CONCURRENCY = 48;
 /** Pulled entries are committed to the index in batches of this many (one transaction). */
 const COMMIT_BATCH = 256;
+/**
+ * A local change right after a pull (a file deleted 50 ms after Ferry wrote it) can reach the
+ * watcher in the same batch as Ferry's own write, which it folds into no event at all: the
+ * pulled paths are scanned again (stat only) this long after a pull, up to this many paths.
+ */
+const RECHECK_AFTER_MS = 1000;
+const RECHECK_MAX_PATHS = 2000;
 
 export class FolderSync {
   private readonly scanner: Scanner;
   private readonly puller: Puller;
   private readonly need = new Map<string, Decision>();
+  /** Paths written by the last pull, looked at again once the watcher's window has passed. */
+  private recentlyPulled: string[] = [];
   /** Entries pulled to disk but not yet committed to the index (see flushCommits). */
   private readonly pendingCommits = new Map<string, LocalEntry>();
   private readonly errors = new Map<string, string>();
@@ -346,6 +355,7 @@ export class FolderSync {
       this.flushCommits();
       this.state = 'idle';
       this.ctx.paths.forget();
+      this.scheduleRecheck();
       if (committed) this.options.onLocalChange();
     }
     if (this.errors.size > 0 && !this.retryTimer && !this.stopped) {
@@ -391,7 +401,19 @@ export class FolderSync {
     }
   }
 
+  private scheduleRecheck(): void {
+    const paths = this.recentlyPulled;
+    this.recentlyPulled = [];
+    if (!this.options.watch || paths.length === 0 || this.stopped) return;
+    const timer = (this.options.clock ?? systemClock).setTimeout(() => {
+      this.timers = this.timers.filter((t) => t !== timer);
+      if (!this.stopped) this.localChanged(paths);
+    }, RECHECK_AFTER_MS);
+    this.timers.push(timer);
+  }
+
   private queueCommit(entry: LocalEntry): void {
+    if (this.recentlyPulled.length < RECHECK_MAX_PATHS) this.recentlyPulled.push(entry.record.path);
     this.pendingCommits.set(entry.record.path, entry);
     if (this.pendingCommits.size >= COMMIT_BATCH) this.flushCommits();
   }

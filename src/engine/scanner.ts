@@ -40,18 +40,40 @@ export class Scanner {
     return this.run(known, [''], true);
   }
 
-  /** Scans the given paths (and everything under those that are directories). */
+  /**
+   * Scans the given paths (and everything under those that are directories), plus indexed
+   * siblings that vanished: a file watcher can fold a create and a delete of one path into no
+   * event at all (an editor's save followed at once by a rename), so the directories of the
+   * reported paths are listed too, and indexed names missing from them are scanned as gone.
+   */
   async scanPaths(paths: readonly string[]): Promise<ScanResult> {
     if (paths.includes('')) return this.scanAll();
     const known = new Map<string, ScanEntry>();
     const roots: string[] = [];
-    for (const p of minimalRoots(paths.map((p) => this.realRoot(p)))) {
+    for (const p of minimalRoots([...paths, ...this.vanishedSiblings(paths)].map((p) => this.realRoot(p)))) {
       roots.push(p);
       const e = this.ctx.store.getLocal(this.ctx.folderId, p);
       if (e) known.set(p, e);
       for (const u of this.ctx.store.localUnder(this.ctx.folderId, p)) known.set(u.record.path, u);
     }
     return this.run(known, roots, false);
+  }
+
+  /** Indexed entries of the reported paths' directories that are no longer on disk. */
+  private vanishedSiblings(paths: readonly string[]): string[] {
+    const out: string[] = [];
+    for (const dir of new Set(paths.map((p) => parentPath(p) ?? ''))) {
+      let names: Set<string>;
+      try {
+        names = new Set(readdirSync(dir ? join(this.ctx.root, dir) : this.ctx.root));
+      } catch {
+        continue; // the directory itself is gone: scanning the reported path covers it
+      }
+      for (const name of this.ctx.store.liveChildNames(this.ctx.folderId, dir)) {
+        if (!names.has(name)) out.push(dir ? `${dir}/${name}` : name);
+      }
+    }
+    return out;
   }
 
   /**

@@ -217,6 +217,13 @@ export class SqliteIndexStore {
     return out;
   }
 
+  /** Names of the live entries directly inside a directory ('' for the folder root). */
+  liveChildNames(folder: string, dir: string): string[] {
+    const prefix = dir ? dir + '/' : '';
+    const rows = (dir ? this.stmts.liveChildren!.all(prefix.length + 1, folder, prefix, dir + '0') : this.stmts.liveRootChildren!.all(folder)) as Row[];
+    return rows.map((r) => (r.path as string).slice(prefix.length));
+  }
+
   /** Local entries under a directory (exclusive), for scoped scans. */
   localUnder(folder: string, dir: string): LocalEntry[] {
     const lo = dir + '/';
@@ -359,6 +366,10 @@ export class SqliteIndexStore {
         `SELECT path, type, deleted, mode, symlink_target, chunk_avg, st_size, st_mtime_ms, st_ctime_ms, st_ino, scanned_at_ms
          FROM files WHERE folder = ?`,
       ),
+      liveChildren: p(
+        "SELECT path FROM files WHERE instr(substr(path, ?), '/') = 0 AND folder = ? AND path >= ? AND path < ? AND deleted = 0",
+      ),
+      liveRootChildren: p("SELECT path FROM files WHERE folder = ? AND deleted = 0 AND instr(path, '/') = 0"),
       localUnder: p('SELECT * FROM files WHERE folder = ? AND path >= ? AND path < ?'),
       maxSeq: p('SELECT max(sequence) AS seq FROM files WHERE folder = ?'),
       putLocal: p(

@@ -23,11 +23,10 @@ const FOLDER = 'sim';
 const NODES = 3;
 const STEPS = 60;
 /**
- * Full rescan interval of the nodes. The watcher can miss a deletion (see knownFailingRealSeeds);
- * the periodic rescan repairs that, so the suite runs with a short one. SIM_REAL_RESCAN=600 (the
- * default of a real node) shows the watcher bug.
+ * Full rescan interval of the nodes: a real node's default, so the file watcher (with the
+ * engine's re-checks) must catch every change by itself. SIM_REAL_RESCAN sets another.
  */
-const RESCAN_SECONDS = Number(process.env.SIM_REAL_RESCAN ?? 5);
+const RESCAN_SECONDS = Number(process.env.SIM_REAL_RESCAN ?? 600);
 const seeds = process.env.SIM_REAL_SEEDS ? process.env.SIM_REAL_SEEDS.split(',').map(Number) : realSeeds;
 const cluster = useCluster('sim-real');
 

@@ -145,9 +145,9 @@ describe('FolderSync: a file replaces a directory that holds files here (seeds 3
   });
 });
 
-describe('open bug: the watcher folds a create and a delete into nothing (real-process seeds 1 and 2)', () => {
-  // `it.fails`: passes while the bug is there. When the engine is fixed this test fails: make it `it`.
-  it.fails('a file saved atomically and renamed away at once is seen as gone', async () => {
+describe('regression: the watcher folds a create and a delete into nothing (real-process seeds 1 and 2)', () => {
+  // Fixed: scanned paths bring their directory's vanished entries with them (Scanner.vanishedSiblings).
+  it('a file saved atomically and renamed away at once is seen as gone', async () => {
     const { FolderSync } = await import('../../src/engine/folder-sync.js');
     const { makeTestFolder } = await import('../../src/engine/test-support.js');
     const { writeFileSync, renameSync, mkdirSync } = await import('node:fs');
