@@ -196,19 +196,20 @@ export function ferry(home: string, ...args: string[]): Promise<RunResult> {
   return runFerry(home, args);
 }
 
-export function runFerry(home: string, args: string[], opts: { timeoutMs?: number; sandbox?: string } = {}): Promise<RunResult> {
+export function runFerry(home: string, args: string[], opts: { timeoutMs?: number; sandbox?: string; input?: string } = {}): Promise<RunResult> {
   const fullArgs = [FERRY_BIN, '--home', home, ...args];
   const command = `ferry --home ${home} ${args.map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a)).join(' ')}`;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, fullArgs, {
       cwd: REPO_ROOT,
       env: childEnv(opts.sandbox ?? path.dirname(home)),
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
+    child.stdin?.end(opts.input);
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
     child.on('error', (err) => {
       clearTimeout(timer);

@@ -18,6 +18,7 @@ import {
   exists,
   overwriteRegion,
   parseJsonOutput,
+  runFerry,
   sha256File,
   sleep,
   treeSnapshot,
@@ -45,27 +46,7 @@ let bobHome: string;
 
 /** Runs the CLI with `input` on stdin (for --password-stdin), in the cluster's sandbox. */
 function run(home: string, args: string[], input?: string, opts: { timeoutMs?: number } = {}): Promise<RunResult> {
-  const command = `ferry --home ${home} ${args.join(' ')}`;
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, HOME: scratch, XDG_CONFIG_HOME: path.join(scratch, '.config') };
-    delete env.FERRY_HOME;
-    delete env.NODE_OPTIONS;
-    const child = spawn(process.execPath, [FERRY_BIN, '--home', home, ...args], { cwd: REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.stdin.end(input ?? '');
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, command });
-    });
-  });
+  return runFerry(home, args, { input, sandbox: scratch, timeoutMs: opts.timeoutMs ?? 60_000 });
 }
 
 async function ok(home: string, args: string[], input?: string): Promise<RunResult> {
