@@ -183,12 +183,12 @@ export class FolderSync {
    * (the requester verifies the hash anyway); otherwise from any indexed copy, verified here.
    */
   serveBlock(req: BlockRequest): Buffer {
+    const hash = Buffer.from(req.hash, 'hex');
     const meta = this.ctx.store.getLocalMeta(this.id, req.path);
-    if (meta && !meta.deleted && meta.type === 'file' && meta.stat) {
+    if (meta && !meta.deleted && meta.type === 'file' && meta.stat && this.ctx.store.hasBlockAt(this.id, req.path, req.offset, hash)) {
       const data = this.readBlock(req.path, req.offset, req.size, meta.stat);
       if (data) return data;
     }
-    const hash = Buffer.from(req.hash, 'hex');
     for (const loc of this.ctx.store.findBlock(hash)) {
       if (loc.folder !== this.id || loc.size !== req.size) continue;
       const data = this.readBlock(loc.path, loc.offset, req.size);
@@ -204,7 +204,7 @@ export class FolderSync {
   serveRange(req: RangeRequest): Buffer {
     const total = req.blocks.reduce((n, b) => n + b.size, 0);
     const meta = this.ctx.store.getLocalMeta(this.id, req.path);
-    if (meta && !meta.deleted && meta.type === 'file' && meta.stat) {
+    if (meta && !meta.deleted && meta.type === 'file' && meta.stat && this.indexedAt(req)) {
       const data = this.readBlock(req.path, req.offset, total, meta.stat);
       if (data) return data;
     }
@@ -216,6 +216,16 @@ export class FolderSync {
         return data;
       }),
     );
+  }
+
+  /** Whether the current version of the file has exactly the requested blocks at that offset. */
+  private indexedAt(req: RangeRequest): boolean {
+    let offset = req.offset;
+    return req.blocks.every((b) => {
+      const ok = this.ctx.store.hasBlockAt(this.id, req.path, offset, Buffer.from(b.hash, 'hex'));
+      offset += b.size;
+      return ok;
+    });
   }
 
   /** Reads `size` bytes at `offset`; with `expected`, only if the file's stat still matches. */

@@ -325,6 +325,11 @@ export class SqliteIndexStore {
 
   // ---- blocks -------------------------------------------------------------------------
 
+  /** Whether the index has block `hash` at `offset` of the current version of `path`. */
+  hasBlockAt(folder: string, path: string, offset: number, hash: Buffer): boolean {
+    return this.stmts.hasBlockAt!.get(hash, folder, path, offset) !== undefined;
+  }
+
   findBlock(hash: Buffer, limit = 4): BlockLocation[] {
     return (this.stmts.findBlock!.all(hash, limit) as Row[]).map((r) => ({
       folder: r.folder,
@@ -387,6 +392,7 @@ export class SqliteIndexStore {
       ),
       deleteBlocks: p('DELETE FROM block_map WHERE folder = ? AND path = ?'),
       insertBlock: p('INSERT INTO block_map (hash, folder, path, offset, size) VALUES (?, ?, ?, ?, ?)'),
+      hasBlockAt: p('SELECT 1 FROM block_map WHERE hash = ? AND folder = ? AND path = ? AND offset = ? LIMIT 1'),
       findBlock: p('SELECT folder, path, offset, size FROM block_map WHERE hash = ? LIMIT ?'),
       remoteIndex: p('SELECT index_id, max_sequence FROM remote_index WHERE folder = ? AND device = ?'),
       putRemote: p(

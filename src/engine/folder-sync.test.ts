@@ -1,0 +1,53 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { blockOffsets } from '../core/file-record.js';
+import { FolderSync } from './folder-sync.js';
+import { makeTestFolder, seededBytes, type TestFolder } from './test-support.js';
+
+let t: TestFolder;
+let folder: FolderSync;
+
+beforeEach(async () => {
+  t = makeTestFolder('f1', 'LOCAL01');
+  folder = new FolderSync(t.ctx, {
+    devices: () => [],
+    fetchBlock: () => ({ fetch: async () => Buffer.alloc(0) }),
+    onLocalChange: () => undefined,
+    rescanSeconds: 3600,
+    watch: false,
+  });
+  await folder.start();
+});
+
+afterEach(async () => {
+  await folder.stop();
+  t.cleanup();
+});
+
+describe('serving blocks to peers', () => {
+  it('serves the current version, and refuses blocks of a version that was replaced (never other bytes)', async () => {
+    const v1 = seededBytes(400 * 1024, 1);
+    writeFileSync(join(t.root, 'a.bin'), v1);
+    await folder.scanNow();
+    const old = t.store.getLocal('f1', 'a.bin')!.record;
+    const v2 = seededBytes(400 * 1024, 2); // same size, other bytes
+    writeFileSync(join(t.root, 'a.bin'), v2);
+    await folder.scanNow();
+    const current = t.store.getLocal('f1', 'a.bin')!.record;
+
+    const range = (blocks: typeof old.blocks, offset: number) => ({
+      type: 'range' as const,
+      folder: 'f1',
+      path: 'a.bin',
+      offset,
+      blocks: blocks.map((b) => ({ size: b.size, hash: b.hash.toString('hex') })),
+    });
+    const offsets = blockOffsets(current.blocks);
+    const data = folder.serveRange(range(current.blocks.slice(1, 3), offsets[1]!));
+    const want = v2.subarray(offsets[1]!, offsets[3] ?? v2.length);
+    expect(data.equals(want)).toBe(true);
+
+    expect(() => folder.serveRange(range(old.blocks.slice(0, 1), 0))).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
+  });
+});
