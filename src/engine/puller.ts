@@ -103,8 +103,9 @@ export class Puller {
     displace();
     chmodSync(temp, target.mode);
     utimesSync(temp, target.mtimeMs / 1000, target.mtimeMs / 1000);
+    const written = lstatSync(temp);
     renameSync(temp, abs);
-    return { entry: this.entryFor(target, abs), extraScan };
+    return { entry: this.entryFor(target, abs, written), extraScan };
   }
 
   /**
@@ -273,9 +274,15 @@ export class Puller {
     }
   }
 
-  private entryFor(record: FileRecord, abs: string): LocalEntry {
+  /**
+   * The entry to commit after writing `abs`. Its stat is what the next scan compares against,
+   * so when the file no longer looks like what was written (a local edit right after the
+   * rename), no stat is recorded and the next scan hashes the file instead of trusting it.
+   */
+  private entryFor(record: FileRecord, abs: string, written?: Stats): LocalEntry {
     const st = lstatSync(abs);
-    return { record, stat: statKey(st), scannedAtMs: Date.now(), chunkAvg: 0 };
+    const asWritten = !written || (st.ino === written.ino && st.size === written.size && st.mtimeMs === written.mtimeMs);
+    return { record, stat: asWritten ? statKey(st) : undefined, scannedAtMs: Date.now(), chunkAvg: 0 };
   }
 }
 
