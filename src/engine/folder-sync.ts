@@ -63,6 +63,8 @@ export class FolderSync {
   private readonly scanner: Scanner;
   private readonly puller: Puller;
   private readonly need = new Map<string, Decision>();
+  /** Whether `need` has been computed from the index since start (temp files are kept until then). */
+  private needComputed = false;
   /** Paths written by the last pull, looked at again once the watcher's window has passed. */
   private recentlyPulled: string[] = [];
   /** Entries pulled to disk but not yet committed to the index (see flushCommits). */
@@ -155,6 +157,7 @@ export class FolderSync {
 
   /** Re-evaluates everything, e.g. after the folder's device list changed. */
   recomputeNeed(): void {
+    this.needComputed = true;
     this.need.clear();
     for (const p of this.ctx.store.remotePaths(this.id)) this.evaluate(p);
     this.schedulePull();
@@ -268,7 +271,8 @@ export class FolderSync {
       this.scanErrors.clear();
       for (const e of result.errors) this.scanErrors.set(e.path, e.message);
       this.afterScan(result.changed);
-      this.removeStaleTemps(result.downloadTemps);
+      // Only once the need is known: at start-up the first scan runs before it is computed.
+      if (this.needComputed) this.removeStaleTemps(result.downloadTemps);
     } finally {
       this.state = before === 'scanning' ? 'idle' : before;
     }
