@@ -4,7 +4,7 @@
  * first, then files, then deletions deepest first) and serves blocks to peers. Scans and
  * pulls of one folder run one at a time, so they never race each other on the same path.
  */
-import { closeSync, fstatSync, openSync, readSync, rmSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
 import { errorMessage, FerryError, isFerryError } from '../core/errors.js';
@@ -17,7 +17,7 @@ import { isConflictCopy } from './conflict-name.js';
 import { decide, type Decision } from './decide.js';
 import type { FolderContext } from './folder-context.js';
 import { IGNORE_FILE, IgnoreRules } from './ignore-rules.js';
-import { hashMatches, Puller, tempName, type BlockFetcher } from './puller.js';
+import { hashMatches, Puller, readAtSync, tempName, type BlockFetcher } from './puller.js';
 import { Scanner, sameStat, statKey } from './scanner.js';
 import { FolderWatcher } from './watcher.js';
 
@@ -89,10 +89,6 @@ export class FolderSync {
 
   get id(): string {
     return this.ctx.folderId;
-  }
-
-  get pullStats() {
-    return this.puller.stats;
   }
 
   async start(): Promise<void> {
@@ -237,14 +233,8 @@ export class FolderSync {
     try {
       fd = openSync(this.ctx.paths.resolve(path), 'r');
       if (expected && !sameStat(expected, statKey(fstatSync(fd)))) return undefined;
-      const buf = Buffer.allocUnsafe(size);
-      let done = 0;
-      while (done < size) {
-        const n = readSync(fd, buf, done, size - done, offset + done);
-        if (n === 0) return undefined;
-        done += n;
-      }
-      return buf;
+      const data = readAtSync(fd, offset, size);
+      return data.length === size ? data : undefined;
     } catch {
       return undefined;
     } finally {
@@ -400,9 +390,7 @@ export class FolderSync {
     if (d.kind !== 'apply') return false;
     const local = this.localEntry(path);
     try {
-      const started = Date.now();
       const { entry, extraScan } = await this.puller.apply(d.record, local, d.conflictCopy);
-      this.ctx.logger.debug({ path, ms: Date.now() - started, size: d.record.size }, 'pulled');
       this.queueCommit(entry);
       this.errors.delete(path);
       // A newer record may have arrived during the download: its decision stays for the next pass.

@@ -341,7 +341,8 @@ async function writeAll(fh: FileHandle, data: Buffer, offset: number): Promise<v
   while (done < data.length) done += (await fh.write(data, done, data.length - done, offset + done)).bytesWritten;
 }
 
-function readAtSync(fd: number, offset: number, size: number): Buffer {
+/** Reads up to `size` bytes at `offset`; shorter only at the end of the file. */
+export function readAtSync(fd: number, offset: number, size: number): Buffer {
   const buf = Buffer.allocUnsafe(size);
   let done = 0;
   while (done < size) {

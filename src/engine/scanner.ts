@@ -118,7 +118,6 @@ export class Scanner {
     };
     for (const item of walk.toHash) {
       const entry = await this.hashFile(item.path, item.stat, known.has(item.path) ? this.full(item.path) : undefined);
-      this.ctx.logger.debug({ path: item.path, result: typeof entry === 'string' ? entry : 'error' in entry ? entry.error : 'changed' }, 'hashed');
       if (entry === 'unchanged') continue;
       if (entry === 'vanished') {
         walk.seen.delete(item.path);
