@@ -10,7 +10,7 @@ import { chunkFile, chunkSmallFile } from '../chunker/chunk-file.js';
 import { chunkParamsFor } from '../chunker/fastcdc.js';
 import { errorMessage } from '../core/errors.js';
 import { sameContent, type FileRecord, type FileType } from '../core/file-record.js';
-import { checkRelativePath, parentPath } from '../core/paths.js';
+import { checkRelativePath, MAX_NAME_BYTES, MAX_PATH_BYTES, parentPath } from '../core/paths.js';
 import { bumpVersion } from '../core/version-vector.js';
 import type { LocalEntry, ScanEntry, StatKey } from '../index-store/sqlite-index-store.js';
 import type { FolderContext } from './folder-context.js';
@@ -95,7 +95,7 @@ export class Scanner {
     return this.ctx.store.getLocal(this.ctx.folderId, path);
   }
 
-  private async run(known: Map<string, ScanEntry>, roots: string[], full: boolean): Promise<ScanResult> {
+  private async run(known: ReadonlyMap<string, ScanEntry>, roots: string[], full: boolean): Promise<ScanResult> {
     const walk = new Walk(this.ctx, known);
     for (const root of roots) {
       if (root === '') {
@@ -106,7 +106,7 @@ export class Scanner {
       for (let p = parentPath(root); p !== undefined; p = parentPath(p)) {
         const e = this.ctx.store.getLocal(this.ctx.folderId, p);
         if (e && !e.record.deleted) break;
-        if (e) known.set(p, e);
+        if (e) walk.addKnown(p, e);
         walk.entry(p, false);
       }
       walk.entry(root);
@@ -117,7 +117,7 @@ export class Scanner {
       if (pending.length) changed.push(...this.ctx.store.commitLocal(this.ctx.folderId, pending.splice(0)));
     };
     for (const item of walk.toHash) {
-      const entry = await this.hashFile(item.path, item.stat, known.has(item.path) ? this.full(item.path) : undefined);
+      const entry = await this.hashFile(item.path, item.stat, walk.known(item.path) ? this.full(item.path) : undefined);
       if (entry === 'unchanged') continue;
       if (entry === 'vanished') {
         walk.seen.delete(item.path);
@@ -205,11 +205,21 @@ class Walk {
   readonly errors: { path: string; message: string }[] = [];
   readonly downloadTemps: string[] = [];
   private readonly now = Date.now();
+  /** Entries looked up during the walk that the scan's map does not hold (parents of roots). */
+  private readonly extraKnown = new Map<string, ScanEntry>();
 
   constructor(
     private readonly ctx: FolderContext,
-    private readonly known: Map<string, ScanEntry>,
+    private readonly knownEntries: ReadonlyMap<string, ScanEntry>,
   ) {}
+
+  known(path: string): ScanEntry | undefined {
+    return this.knownEntries.get(path) ?? this.extraKnown.get(path);
+  }
+
+  addKnown(path: string, entry: ScanEntry): void {
+    this.extraKnown.set(path, entry);
+  }
 
   skippedUnder(path: string): boolean {
     for (let p = parentPath(path); p !== undefined; p = parentPath(p)) if (this.skipped.has(p)) return true;
@@ -226,26 +236,38 @@ class Walk {
       return;
     }
     for (const name of names) {
-      if (DOWNLOAD_TEMP.test(name)) this.downloadTemps.push(rel ? `${rel}/${name}` : name);
-      else this.entry(rel ? `${rel}/${name}` : name);
+      const path = rel ? `${rel}/${name}` : name;
+      if (DOWNLOAD_TEMP.test(name)) {
+        this.downloadTemps.push(path);
+        continue;
+      }
+      // The directory's own path is valid already: checking the name is enough.
+      const problem = nameProblem(name, path);
+      if (problem) this.skip(path, problem);
+      else this.checkedEntry(path, true);
     }
   }
 
+  /** Scans one path given by the caller (a watcher event or a root), checking all of it. */
   entry(rel: string, recurse = true): void {
     let path: string;
     try {
       path = checkRelativePath(rel);
     } catch (err) {
-      this.skipped.add(rel);
-      this.errors.push({ path: rel, message: errorMessage(err) });
+      this.skip(rel, errorMessage(err));
       return;
     }
-    if (path !== rel) {
-      this.skipped.add(rel);
-      this.errors.push({ path: rel, message: 'name is not in Unicode NFC form; not synced' });
-      return;
-    }
-    const stat = lstatSync(join(this.ctx.root, path), { throwIfNoEntry: false });
+    if (path !== rel) this.skip(rel, NOT_NFC);
+    else this.checkedEntry(path, recurse);
+  }
+
+  private skip(path: string, message: string): void {
+    this.skipped.add(path);
+    this.errors.push({ path, message });
+  }
+
+  private checkedEntry(path: string, recurse: boolean): void {
+    const stat = lstatSync(`${this.ctx.root}/${path}`, { throwIfNoEntry: false });
     if (!stat) return;
     const type: FileType | undefined = stat.isFile() ? 'file' : stat.isDirectory() ? 'dir' : stat.isSymbolicLink() ? 'symlink' : undefined;
     if (!type) return; // sockets, FIFOs, devices: not synced
@@ -254,20 +276,19 @@ class Walk {
       return;
     }
     this.seen.add(path);
-    const existing = this.known.get(path);
+    const existing = this.known(path);
     const live = existing && !existing.record.deleted ? existing : undefined;
-    const key = statKey(stat);
     if (type === 'file') {
       const racy = live?.stat !== undefined && live.scannedAtMs - live.stat.mtimeMs < RACY_WINDOW_MS;
-      if (live?.record.type === 'file' && live.stat && sameStat(live.stat, key) && !racy) return;
+      if (live?.record.type === 'file' && live.stat && statMatches(live.stat, stat) && !racy) return;
       this.toHash.push({ path, stat });
       return;
     }
     if (type === 'dir') {
       if (live?.record.type !== 'dir' || live.record.mode !== (stat.mode & 0o7777)) {
         this.changes.push(this.newEntry(path, 'dir', stat, existing));
-      } else if (!live.stat || !sameStat(live.stat, key)) {
-        this.statOnly.set(path, key);
+      } else if (!live.stat || !statMatches(live.stat, stat)) {
+        this.statOnly.set(path, statKey(stat));
       }
       if (recurse) this.dir(path);
       return;
@@ -320,6 +341,30 @@ export function statKey(s: Stats): StatKey {
 
 export function sameStat(a: StatKey, b: StatKey): boolean {
   return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
+}
+
+/** `sameStat` against a fresh stat, without building its key (the rescan's hot path). */
+function statMatches(a: StatKey, s: Stats): boolean {
+  return a.size === s.size && a.mtimeMs === s.mtimeMs && a.ctimeMs === s.ctimeMs && a.ino === s.ino;
+}
+
+const NOT_NFC = 'name is not in Unicode NFC form; not synced';
+const PLAIN_NAME = /^[\x20-\x2e\x30-\x5b\x5d-\x7e]+$/;
+
+/**
+ * Why a name read from a directory cannot be synced, or undefined. The same rules as
+ * `checkRelativePath` for one component; plain ASCII names (nearly all) take a fast path.
+ */
+function nameProblem(name: string, path: string): string | undefined {
+  // A UTF-16 unit is at most 3 UTF-8 bytes, so short paths need no byte count.
+  if (PLAIN_NAME.test(name) && name.length <= MAX_NAME_BYTES && path.length * 3 <= MAX_PATH_BYTES) {
+    return name === '.' || name === '..' ? `contains '${name}'` : undefined;
+  }
+  try {
+    return checkRelativePath(name) === name ? (checkRelativePath(path), undefined) : NOT_NFC;
+  } catch (err) {
+    return errorMessage(err);
+  }
 }
 
 /** Drops paths that lie under another path of the list. */

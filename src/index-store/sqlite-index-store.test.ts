@@ -231,6 +231,31 @@ describe('local records', () => {
     expect(store.allLocal('f').size).toBe(3);
   });
 
+  it('scanEntries keeps its view current with this store\'s writes and rereads after another connection wrote', () => {
+    store.commitLocal('f', [entry(fileWith('a', [blk('x', 10)])), entry(rec('d', { type: 'dir' }))]);
+    const light = (path: string) => {
+      const e = store.scanEntries('f').get(path);
+      return e && { type: e.record.type, deleted: e.record.deleted, size: e.stat?.size, scannedAtMs: e.scannedAtMs };
+    };
+    expect(light('a')).toEqual({ type: 'file', deleted: false, size: 10, scannedAtMs: 1_700_000_002_000 });
+    store.updateStat('f', 'a', { size: 11, mtimeMs: 5, ctimeMs: 6, ino: 7 }, 42);
+    expect(light('a')).toEqual({ type: 'file', deleted: false, size: 11, scannedAtMs: 42 });
+    store.commitLocal('f', [entry(rec('a', { deleted: true, version: { AAAAAAA: 2 } }), { stat: undefined }), entry(rec('new'))]);
+    expect(light('a')).toEqual({ type: 'file', deleted: true, size: undefined, scannedAtMs: 1_700_000_002_000 });
+    expect(store.scanEntries('f').size).toBe(3);
+    expect(store.scanEntries('g').size).toBe(0);
+    // A failed transaction drops the view: the rolled-back write must not stay in it.
+    expect(() => store.transaction(() => {
+      store.commitLocal('f', [entry(rec('ghost'))]);
+      throw new Error('roll back');
+    })).toThrow('roll back');
+    expect(store.scanEntries('f').has('ghost')).toBe(false);
+    // Another connection's write is seen.
+    openAnother().commitLocal('f', [entry(rec('from-cli'))]);
+    expect(store.scanEntries('f').has('from-cli')).toBe(true);
+    expect(store.scanEntries('f').size).toBe(4);
+  });
+
   it('stores every field faithfully (fractional mtime, version, blocks, symlink target, stat, chunkAvg)', () => {
     const file = fileWith('dir/f.bin', [blk('1', 100), blk('2', 7)], { mode: 0o755, version: { AAAAAAA: 3, BBBBBBB: 1_700_000_000 } });
     const link = rec('dir/l', { type: 'symlink', mode: 0, symlinkTarget: '../t' });

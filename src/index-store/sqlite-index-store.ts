@@ -55,6 +55,13 @@ export class SqliteIndexStore {
   private readonly db: Database.Database;
   private readonly sequences = new Map<string, number>();
   private readonly stmts: Record<string, Database.Statement>;
+  /**
+   * Full-scan views kept between scans and updated by this connection's own writes, so a
+   * rescan of an unchanged folder reads nothing from the database. A write by another
+   * connection (seen through `data_version`) or a failed transaction drops them all.
+   */
+  private readonly scanViews = new Map<string, Map<string, ScanEntry>>();
+  private scanViewsDataVersion = -1;
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -76,7 +83,12 @@ export class SqliteIndexStore {
   }
 
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    try {
+      return this.db.transaction(fn)();
+    } catch (err) {
+      this.scanViews.clear(); // writes of the rolled-back transaction may already be in a view
+      throw err;
+    }
   }
 
   /** Changes when another connection (the CLI, another process) commits. */
@@ -126,6 +138,7 @@ export class SqliteIndexStore {
   }
 
   removeFolder(id: string): void {
+    this.scanViews.delete(id);
     this.transaction(() => {
       const changes = this.db.prepare('DELETE FROM folders WHERE id = ?').run(id).changes;
       if (changes === 0) throw new FerryError('UNKNOWN_FOLDER', `no folder ${id}`);
@@ -203,18 +216,30 @@ export class SqliteIndexStore {
     return out;
   }
 
-  /** Every local entry of a folder in the light form a full rescan compares against. */
-  scanEntries(folder: string): Map<string, ScanEntry> {
-    const out = new Map<string, ScanEntry>();
-    for (const r of this.stmts.scanEntries!.iterate(folder) as Iterable<Row>) {
-      out.set(r.path, {
-        record: { path: r.path, type: r.type, deleted: r.deleted === 1, mode: r.mode, ...(r.symlink_target == null ? {} : { symlinkTarget: r.symlink_target }) },
-        stat: r.st_size < 0 ? undefined : { size: r.st_size, mtimeMs: r.st_mtime_ms, ctimeMs: r.st_ctime_ms, ino: r.st_ino },
-        scannedAtMs: r.scanned_at_ms,
-        chunkAvg: r.chunk_avg,
-      });
+  /**
+   * Every local entry of a folder in the light form a full rescan compares against. The map
+   * is kept and kept current by this store (see `scanViews`): callers must not change it.
+   */
+  scanEntries(folder: string): ReadonlyMap<string, ScanEntry> {
+    const dataVersion = this.dataVersion();
+    if (dataVersion !== this.scanViewsDataVersion) {
+      this.scanViews.clear();
+      this.scanViewsDataVersion = dataVersion;
     }
-    return out;
+    let view = this.scanViews.get(folder);
+    if (!view) {
+      view = new Map();
+      for (const r of this.stmts.scanEntries!.iterate(folder) as Iterable<Row>) {
+        view.set(r.path, {
+          record: { path: r.path, type: r.type, deleted: r.deleted === 1, mode: r.mode, ...(r.symlink_target == null ? {} : { symlinkTarget: r.symlink_target }) },
+          stat: r.st_size < 0 ? undefined : { size: r.st_size, mtimeMs: r.st_mtime_ms, ctimeMs: r.st_ctime_ms, ino: r.st_ino },
+          scannedAtMs: r.scanned_at_ms,
+          chunkAvg: r.chunk_avg,
+        });
+      }
+      this.scanViews.set(folder, view);
+    }
+    return view;
   }
 
   /** Names of the live entries directly inside a directory ('' for the folder root). */
@@ -266,6 +291,9 @@ export class SqliteIndexStore {
   /** Updates only the stat cache of an entry (content unchanged; no new sequence). */
   updateStat(folder: string, path: string, stat: StatKey, scannedAtMs: number): void {
     this.stmts.updateStat!.run(stat.size, stat.mtimeMs, stat.ctimeMs, stat.ino, scannedAtMs, folder, path);
+    const view = this.scanViews.get(folder);
+    const old = view?.get(path);
+    if (old) view!.set(path, { ...old, stat, scannedAtMs });
   }
 
   localSince(folder: string, sequence: number, limit: number): FileRecord[] {
@@ -352,6 +380,12 @@ export class SqliteIndexStore {
 
   private writeLocalRow(folder: string, r: FileRecord, e: LocalEntry): void {
     const s = e.stat;
+    this.scanViews.get(folder)?.set(r.path, {
+      record: { path: r.path, type: r.type, deleted: r.deleted, mode: r.mode, ...(r.symlinkTarget === undefined ? {} : { symlinkTarget: r.symlinkTarget }) },
+      stat: s,
+      scannedAtMs: e.scannedAtMs,
+      chunkAvg: e.chunkAvg,
+    });
     this.stmts.putLocal!.run(
       folder, r.path, r.type, r.size, r.mtimeMs, r.mode, r.deleted ? 1 : 0, JSON.stringify(r.version),
       r.modifiedBy, r.sequence, packBlocks(r.blocks), r.symlinkTarget ?? null, e.chunkAvg,
