@@ -8,7 +8,9 @@ import { hostname } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { parseDeviceId } from '../core/device-id.js';
 import { FerryError } from '../core/errors.js';
+import { callNode, ControlSocket } from '../daemon/control-socket.js';
 import { createLogger } from '../daemon/logger.js';
+import type { ScanSummary } from '../engine/scanner.js';
 import { FerryNode } from '../daemon/node.js';
 import { databasePath, defaultFolderPath, identityDir, resolveHome } from '../daemon/home.js';
 import { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
@@ -111,6 +113,12 @@ program
       store.close();
       const logger = createLogger(name);
       let node: FerryNode | undefined;
+      const control = await ControlSocket.listen(home, {
+        rescan: (ids) => {
+          if (!node) throw new FerryError('NOT_RUNNING', 'the node is still starting (scanning its folders); try again in a moment');
+          return node.rescan(ids);
+        },
+      });
       const api = RemoteApi.open({ databaseFile: databasePath(home), folderSync: (id) => node?.folderSync(id), logger: logger.child({ component: 'api' }) });
       node = await FerryNode.start({ home, host, port, logger, handleRequest: (req, res) => api.handle(req, res) });
       if (json) printJson({ deviceId: node.deviceId, listen: node.address });
@@ -126,6 +134,7 @@ program
         logger.info({ signal }, 'stopping');
         await node!.stop();
         api.close();
+        await control.close();
         process.exit(0);
       };
       process.on('SIGINT', () => void stop('SIGINT'));
@@ -190,6 +199,19 @@ folder
       }
       if (json) printJson({ removed: id });
       else printLine(`Folder ${id} removed; its files stay where they are.`);
+    }),
+  );
+
+folder
+  .command('rescan [ids...]')
+  .description('scan folders (all when none given) for changes now, on the running node')
+  .action(
+    action(async (home, json, ids: string[]) => {
+      const { folders } = await callNode<{ folders: ({ id: string } & ScanSummary)[] }>(home, 'POST', `/v1/rescan${ids.length ? '?' : ''}${ids.map((id) => `folder=${encodeURIComponent(id)}`).join('&')}`);
+      if (json) return printJson(folders);
+      for (const f of folders) {
+        printLine(`${f.id}: ${f.entries.toLocaleString('en')} entries checked, ${f.hashed} hashed, ${f.changed} changed, ${f.errors} error(s), ${(f.ms / 1000).toFixed(2)} s`);
+      }
     }),
   );
 

@@ -17,6 +17,8 @@ export type ErrorCode =
   | 'PEER_UNAVAILABLE'
   | 'CHANGED_LOCALLY'
   | 'NOT_INITIALIZED'
+  | 'NOT_RUNNING'
+  | 'ALREADY_RUNNING'
   | 'IO_ERROR'
   | 'CLOSED';
 

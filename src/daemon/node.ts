@@ -14,6 +14,7 @@ import { FolderPaths } from '../engine/folder-paths.js';
 import { FolderSync } from '../engine/folder-sync.js';
 import { IgnoreRules } from '../engine/ignore-rules.js';
 import { PeerSession } from '../engine/peer-session.js';
+import type { ScanSummary } from '../engine/scanner.js';
 import { Versioner } from '../engine/versioner.js';
 import type { FolderConfig, PeerConfig } from '../index-store/config-types.js';
 import { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
@@ -107,6 +108,18 @@ export class FerryNode {
   /** One folder's sync loop (for tests and simulations). */
   folderSync(id: string): FolderSync | undefined {
     return this.folders.get(id);
+  }
+
+  /** Scans the given folders (every folder when none is given) now, one after the other. */
+  async rescan(ids: readonly string[]): Promise<({ id: string } & ScanSummary)[]> {
+    const unknown = ids.filter((id) => !this.folders.has(id));
+    if (unknown.length) throw new FerryError('UNKNOWN_FOLDER', `no folder ${unknown.join(', ')} is running on this node`);
+    const out: ({ id: string } & ScanSummary)[] = [];
+    for (const id of ids.length ? new Set(ids) : [...this.folders.keys()]) {
+      const folder = this.folders.get(id);
+      if (folder) out.push({ id, ...(await folder.rescan()) });
+    }
+    return out;
   }
 
   /** Device IDs of the peers connected right now. */

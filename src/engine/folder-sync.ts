@@ -18,7 +18,7 @@ import { decide, type Decision } from './decide.js';
 import type { FolderContext } from './folder-context.js';
 import { IGNORE_FILE, IgnoreRules } from './ignore-rules.js';
 import { hashMatches, Puller, readAtSync, tempName, type BlockFetcher } from './puller.js';
-import { Scanner, sameStat, statKey } from './scanner.js';
+import { Scanner, sameStat, statKey, type ScanSummary } from './scanner.js';
 import { FolderWatcher } from './watcher.js';
 
 export type FolderState = 'scanning' | 'syncing' | 'idle' | 'error';
@@ -114,6 +114,11 @@ export class FolderSync {
     clearTimeout(this.retryTimer);
     await this.watcher?.stop();
     await this.queue.catch(() => undefined);
+  }
+
+  /** Scans the whole folder now (`ferry folder rescan`); resolves when the scan is done. */
+  rescan(): Promise<ScanSummary> {
+    return this.exclusive(() => this.fullScan());
   }
 
   /** Scans the whole folder now and waits for it and any pull it triggers (tests, simulations). */
@@ -253,9 +258,10 @@ export class FolderSync {
     return run;
   }
 
-  private async fullScan(): Promise<void> {
+  private async fullScan(): Promise<ScanSummary> {
     const before = this.state;
     this.state = 'scanning';
+    const startedAt = performance.now();
     try {
       const result = await this.scanner.scanAll();
       this.scanErrors.clear();
@@ -263,6 +269,7 @@ export class FolderSync {
       this.afterScan(result.changed);
       // Only once the need is known: at start-up the first scan runs before it is computed.
       if (this.needComputed) this.removeStaleTemps(result.downloadTemps);
+      return { entries: result.entries, hashed: result.hashed, changed: result.changed.length, errors: result.errors.length, ms: performance.now() - startedAt };
     } finally {
       this.state = before === 'scanning' ? 'idle' : before;
     }

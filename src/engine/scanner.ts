@@ -26,6 +26,18 @@ export interface ScanResult {
   readonly errors: { path: string; message: string }[];
   /** Download temporary files (`.ferry.tmp.<16 hex>`) the walk passed, folder-relative. */
   readonly downloadTemps: string[];
+  /** Entries found on disk (files, directories, symlinks) and files read to hash them. */
+  readonly entries: number;
+  readonly hashed: number;
+}
+
+/** What `ferry folder rescan` reports of one folder's scan. */
+export interface ScanSummary {
+  readonly entries: number;
+  readonly hashed: number;
+  readonly changed: number;
+  readonly errors: number;
+  readonly ms: number;
 }
 
 /** The puller's temporary files; other `.ferry.tmp.*` names (uploads) are not the scanner's. */
@@ -141,7 +153,7 @@ export class Scanner {
     }
     flush();
     for (const [path, stat] of walk.statOnly) this.ctx.store.updateStat(this.ctx.folderId, path, stat, now);
-    return { changed, errors: walk.errors, downloadTemps: walk.downloadTemps };
+    return { changed, errors: walk.errors, downloadTemps: walk.downloadTemps, entries: walk.seen.size, hashed: walk.toHash.length };
   }
 
   private async hashFile(

@@ -8,6 +8,8 @@ import {
   DEVICE_ID_RE,
   describeRun,
   parseJsonOutput,
+  runFerry,
+  sleep,
   uniqueText,
   useCluster,
   waitConverged,
@@ -189,4 +191,41 @@ describe('ferry command line', () => {
     expect(s.folders.map((f) => f.id).sort()).toEqual(['first', 'second']);
     expect(s.folders.find((f) => f.id === 'second')!.sharedWith).toEqual([h2.deviceId]);
   }, 120_000);
+
+  it('folder rescan scans the running node\'s folders now and reports them; a second node on the same home is refused', async () => {
+    const c = cluster.get();
+    const n = await c.createNode('rescan');
+    await n.addFolder('docs');
+    await n.addFolder('pics');
+    for (let i = 0; i < 5; i++) await writeFile(n.file('docs', `sub/f${i}.txt`), uniqueText(`file ${i}`));
+    // Files modified within 2 s of a scan are hashed again by the next one (the racy rule).
+    await sleep(2100);
+    await n.start();
+    await waitFor(async () => (await n.status()).folders.every((f) => f.state === 'idle') || undefined, { message: 'folders idle' });
+
+    type Scan = { id: string; entries: number; hashed: number; changed: number; errors: number; ms: number };
+    const one = parseJsonOutput<Scan[]>(await n.ferryOk('folder', 'rescan', 'docs', '--json'));
+    expect(one.map((f) => [f.id, f.entries, f.hashed, f.changed, f.errors])).toEqual([['docs', 6, 0, 0, 0]]);
+    expect(one[0]!.ms).toBeGreaterThanOrEqual(0);
+    const all = parseJsonOutput<Scan[]>(await n.ferryOk('folder', 'rescan', '--json'));
+    expect(all.map((f) => [f.id, f.entries]).sort()).toEqual([['docs', 6], ['pics', 0]]);
+    const plain = await n.ferryOk('folder', 'rescan', 'pics');
+    expect(plain.stdout).toMatch(/^pics: 0 entries checked, 0 hashed, 0 changed, 0 error\(s\), \d+\.\d\d s$/m);
+
+    const unknown = await n.ferry('folder', 'rescan', 'nosuch', '--json');
+    expect(unknown.code, describeRun(unknown, 'an unknown folder is an error')).not.toBe(0);
+    expect(jsonError(unknown).code).toBe('UNKNOWN_FOLDER');
+
+    const second = await runFerry(n.home, ['start', '--listen', `127.0.0.1:${n.port + 500}`], { sandbox: n.dir, timeoutMs: 20_000 });
+    expect(second.code, describeRun(second, 'a second node on the same home must not start')).not.toBe(0);
+    expect(second.stderr + second.stdout).toContain('another Ferry node is running with the home');
+    expect(n.running, 'the first node keeps running').toBe(true);
+    expect(parseJsonOutput<Scan[]>(await n.ferryOk('folder', 'rescan', 'docs', '--json'))[0]!.entries).toBe(6);
+
+    expect(await n.stop()).toEqual({ code: 0, signal: null });
+    const stopped = await n.ferry('folder', 'rescan', '--json');
+    expect(stopped.code).not.toBe(0);
+    expect(jsonError(stopped)).toMatchObject({ code: 'NOT_RUNNING' });
+    expect(jsonError(stopped).message).toContain('ferry start');
+  }, 90_000);
 });
