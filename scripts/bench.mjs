@@ -338,10 +338,8 @@ async function runRescan(toolName, ctx) {
       let r;
       try { r = tool.kind === 'push' ? await tool.sync('s5', { dryRun: true }) : await tool.rescan('s5', { files }); }
       finally { r = { ...r, rss: sampler.stop().peak }; }
-      let base = '';
-      if (tool.emptyRestartMs) base = `restart of a node with an empty folder: ${fmtMs(await tool.emptyRestartMs())}`;
       results.push({ scenario: 5, tool: toolName, run: i, ms: r.ms, wire: tool.kind === 'push' ? r.wire : null, rss: r.rss,
-        note: [firstNote, r.note].filter(Boolean).join('; '), base });
+        note: [firstNote, r.note].filter(Boolean).join('; ') });
       log(`scenario 5: ${toolName}: run ${i}: ${fmtMs(r.ms)}, peak RSS ${fmtBytes(r.rss)}`);
     }
   } catch (e) {
@@ -392,7 +390,6 @@ function summarize(o, machine, cmdline, started, ferrySkip, tools) {
         const lag = ok.filter((r) => Number.isFinite(r.diskMs) && r.ms - r.diskMs > 50).map((r) => r.ms - r.diskMs);
         if (lag.length && t === 'syncthing') row.notes.push(`data on disk ${fmtMs(median(lag))} before REST completion`);
         for (const n of new Set(ok.map((r) => r.note).filter(Boolean))) row.notes.push(n);
-        if (ok.some((r) => r.base)) row.notes.push(`restart of a node with an empty folder: ${ok.map((r) => r.base.replace(/.*: /, '')).join(', ')}`);
       }
       if (errs.length) row.notes.push(`**${rs.length - ok.length} of ${rs.length} runs failed**: ${errs.map((e) => e.replace(/\|/g, '\\|').replace(/\n/g, ' ')).join(' / ')}`);
       if (!ok.length && errs.length) row.time = 'failed';
@@ -436,7 +433,7 @@ function summarize(o, machine, cmdline, started, ferrySkip, tools) {
     `- cp: ${makeTool('cp', '').describe()}`,
     `- rsync: ${new RsyncTool('').describe()}`,
     `- Syncthing: ${st.describe()}`,
-    `- Ferry: ${makeTool('ferry', '').describe()} Scenario 5: Ferry's CLI has no rescan command, so the node is stopped (SIGINT) and started again on the unchanged, already indexed folder, timed until \`status --json\` reports it running with the folder idle and all files. A starting node publishes its first status after its initial full scan, so this is start-up + full scan + \`status\` polling (one CLI process per poll, ~0.3 s); the notes give the same restart for a node whose folder is empty, i.e. the part that is not scanning.`,
+    `- Ferry: ${makeTool('ferry', '').describe()} Scenario 5: POST /v1/rescan on the node's control socket (what \`ferry folder rescan\` sends), which answers when the full scan is done, timed from this process as Syncthing's REST scan is.`,
     '',
   ].join('\n');
   return md;

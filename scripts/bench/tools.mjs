@@ -14,6 +14,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { debug, freePort, log, now, run, sleep, startDaemon, stopProcess, until } from './util.mjs';
 
@@ -366,37 +367,20 @@ export class FerryTool {
     return prev;
   }
   /**
-   * Scenario 5: Ferry's CLI has no "rescan" command, so: stop node A (SIGINT, clean), start it
-   * again on the unchanged folder and time from the start until `status --json` reports the
-   * node running and the folder idle with all files. Includes process start-up and the
-   * polling granularity of `status` (a CLI process per poll, status up to 1 s old).
+   * Scenario 5: a full scan of folder f on node A, asked for as Syncthing's is (its REST call
+   * from this process): POST /v1/rescan on the node's control socket, which answers when the
+   * scan is done (what `ferry folder rescan` does).
    */
   async rescan(f, { files } = {}) {
     const node = this.nodes[0];
-    await this.stopNode(node);
     const t0 = now();
-    node.proc = startDaemon(`ferry-${node.n}`, process.execPath, [FERRY_BIN, 'start', '--listen', `127.0.0.1:${node.port}`, '--home', node.home],
-      { cwd: REPO, env: this.env(), logFile: path.join(this.root, `${node.n}.log`) });
-    let last;
-    await until(async () => {
-      if (node.proc.exitCode !== null || node.proc.signalCode !== null) throw new Error(`ferry start exited: ${this.logTail(node)}`);
-      const s = await this.status(node);
-      const fo = s.folders?.find((x) => x.id === f);
-      last = fo;
-      return s.running === true && fo?.state === 'idle' && (files === undefined || fo.localFiles >= files);
-    }, { timeoutMs: 600000, intervalMs: 0, what: `Ferry to report folder ${f} idle after a restart` });
+    const { folders } = await controlRequest(path.join(node.home, 'control.sock'), `/v1/rescan?folder=${encodeURIComponent(f)}`);
     const ms = now() - t0;
-    const note = files !== undefined && last.localFiles !== files ? `status reports localFiles ${last.localFiles} for ${files} files` : '';
-    return { ms, note };
-  }
-  /** Restart time of a node whose only folder is empty: the start-up part of rescan(). */
-  async emptyRestartMs() {
-    if (!this.emptySub) {
-      this.emptySub = new FerryTool(path.join(this.root, 'empty'));
-      mkdirp(this.emptySub.root);
-      await this.emptySub.setup([{ id: 'e' }], { single: true });
-    }
-    return (await this.emptySub.rescan('e', { files: 0 })).ms;
+    const scan = folders.find((x) => x.id === f);
+    const notes = [`node's own scan time ${fmtMsShort(scan.ms)}`];
+    if (scan.hashed || scan.changed) notes.push(`hashed ${scan.hashed}, changed ${scan.changed}`);
+    if (files !== undefined && scan.entries < files) notes.push(`the scan saw ${scan.entries} entries for ${files} files`);
+    return { ms, note: notes.join('; ') };
   }
   async waitLocalFiles(f, files, timeoutMs) { await this.settle(f, { files, timeoutMs }); }
   /** Stops a node with SIGINT (the documented clean stop) and notes it if the exit was not clean. */
@@ -411,7 +395,6 @@ export class FerryTool {
     }
   }
   async teardown() {
-    if (this.emptySub) { await this.emptySub.teardown(); this.problems.push(...this.emptySub.problems); this.emptySub = null; }
     for (const node of this.nodes) await this.stopNode(node);
     this.nodes = [];
   }
@@ -436,3 +419,20 @@ export function makeTool(name, root, opts) {
 }
 
 export { debug, log };
+
+/** POST to a Ferry node's control socket; resolves with the JSON answer. */
+function controlRequest(socketPath, urlPath) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, method: 'POST', path: urlPath }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d) => (body += d)).on('end', () => {
+        if (res.statusCode !== 200) reject(new Error(`control socket answered ${res.statusCode}: ${body.slice(0, 300)}`));
+        else resolve(JSON.parse(body));
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const fmtMsShort = (ms) => `${(ms / 1000).toFixed(2)} s`;

@@ -1,6 +1,6 @@
 /**
  * Ferry's one error type. Every error a caller may act on has a stable string `code`
- * (documented in docs/errors.md), a human message, an optional `cause` and data.
+ * (listed in docs/cli.md and docs/remote-access.md), a human message, an optional `cause` and data.
  * Translate to wire codes or HTTP statuses only at the edges.
  */
 export type ErrorCode =

@@ -18,7 +18,7 @@ import { decide, type Decision } from './decide.js';
 import type { FolderContext } from './folder-context.js';
 import { IGNORE_FILE, IgnoreRules } from './ignore-rules.js';
 import { hashMatches, Puller, readAtSync, tempName, type BlockFetcher } from './puller.js';
-import { Scanner, sameStat, statKey, type ScanSummary } from './scanner.js';
+import { Scanner, sameStat, statKey, type ChangedRecord, type ScanSummary } from './scanner.js';
 import { FolderWatcher } from './watcher.js';
 
 export type FolderState = 'scanning' | 'syncing' | 'idle' | 'error';
@@ -301,7 +301,7 @@ export class FolderSync {
     this.afterScan(result.changed);
   }
 
-  private afterScan(changed: FileRecord[]): void {
+  private afterScan(changed: readonly ChangedRecord[]): void {
     if (changed.length === 0) return;
     this.ctx.logger.debug({ changed: changed.length }, 'local changes');
     for (const r of changed) this.evaluate(r.path);

@@ -21,8 +21,11 @@ const COMMIT_BATCH = 1000;
 /** Files up to this size are read whole and hashed synchronously. */
 const SMALL_FILE_BYTES = 1024 * 1024;
 
+/** A record a scan committed: what callers act on, without its blocks (a first scan has many). */
+export type ChangedRecord = Pick<FileRecord, 'path' | 'deleted' | 'sequence'>;
+
 export interface ScanResult {
-  readonly changed: FileRecord[];
+  readonly changed: ChangedRecord[];
   readonly errors: { path: string; message: string }[];
   /** Download temporary files (`.ferry.tmp.<16 hex>`) the walk passed, folder-relative. */
   readonly downloadTemps: string[];
@@ -124,12 +127,13 @@ export class Scanner {
       walk.entry(root);
     }
     const pending: LocalEntry[] = [];
-    const changed: FileRecord[] = [];
+    const changed: ChangedRecord[] = [];
     const flush = () => {
-      if (pending.length) changed.push(...this.ctx.store.commitLocal(this.ctx.folderId, pending.splice(0)));
+      if (!pending.length) return;
+      for (const r of this.ctx.store.commitLocal(this.ctx.folderId, pending.splice(0))) changed.push({ path: r.path, deleted: r.deleted, sequence: r.sequence });
     };
     for (const item of walk.toHash) {
-      const entry = await this.hashFile(item.path, item.stat, walk.known(item.path) ? this.full(item.path) : undefined);
+      const entry = await this.hashFile(item.path, item.stat, item.mode, walk.known(item.path) ? this.full(item.path) : undefined);
       if (entry === 'unchanged') continue;
       if (entry === 'vanished') {
         walk.seen.delete(item.path);
@@ -158,7 +162,8 @@ export class Scanner {
 
   private async hashFile(
     path: string,
-    stat: Stats,
+    stat: StatKey,
+    mode: number,
     existing: LocalEntry | undefined,
   ): Promise<LocalEntry | 'unchanged' | 'vanished' | { error: string }> {
     const abs = join(this.ctx.root, path);
@@ -179,14 +184,14 @@ export class Scanner {
     }
     const after = lstatSync(abs, { throwIfNoEntry: false });
     if (!after) return 'vanished';
-    if (!sameStat(statKey(stat), statKey(after))) return { error: 'file changed while it was being hashed; will retry' };
+    if (!sameStat(stat, after)) return { error: 'file changed while it was being hashed; will retry' };
     const size = blocks.reduce((n, b) => n + b.size, 0);
     const candidate: FileRecord = {
       path,
       type: 'file',
       size,
       mtimeMs: stat.mtimeMs,
-      mode: stat.mode & 0o7777,
+      mode,
       deleted: false,
       version: existing?.record.version ?? {},
       modifiedBy: this.ctx.shortId,
@@ -194,12 +199,12 @@ export class Scanner {
       blocks,
     };
     if (existing && !existing.record.deleted && sameContent(existing.record, candidate) && existing.record.mode === candidate.mode) {
-      this.ctx.store.updateStat(this.ctx.folderId, path, statKey(stat), startedAt);
+      this.ctx.store.updateStat(this.ctx.folderId, path, stat, startedAt);
       return 'unchanged';
     }
     return {
       record: { ...candidate, version: bumpVersion(candidate.version, this.ctx.shortId) },
-      stat: statKey(stat),
+      stat,
       scannedAtMs: startedAt,
       chunkAvg: avg,
     };
@@ -212,7 +217,8 @@ class Walk {
   /** Paths present but not synced this time (invalid names, unreadable). Never deleted. */
   readonly skipped = new Set<string>();
   readonly changes: LocalEntry[] = [];
-  readonly toHash: { path: string; stat: Stats }[] = [];
+  /** Compact (a stat key, not the Stats object): a first scan lists every file here. */
+  readonly toHash: { path: string; stat: StatKey; mode: number }[] = [];
   readonly statOnly = new Map<string, StatKey>();
   readonly errors: { path: string; message: string }[] = [];
   readonly downloadTemps: string[] = [];
@@ -292,14 +298,14 @@ class Walk {
     const live = existing && !existing.record.deleted ? existing : undefined;
     if (type === 'file') {
       const racy = live?.stat !== undefined && live.scannedAtMs - live.stat.mtimeMs < RACY_WINDOW_MS;
-      if (live?.record.type === 'file' && live.stat && statMatches(live.stat, stat) && !racy) return;
-      this.toHash.push({ path, stat });
+      if (live?.record.type === 'file' && live.stat && sameStat(live.stat, stat) && !racy) return;
+      this.toHash.push({ path, stat: statKey(stat), mode: stat.mode & 0o7777 });
       return;
     }
     if (type === 'dir') {
       if (live?.record.type !== 'dir' || live.record.mode !== (stat.mode & 0o7777)) {
         this.changes.push(this.newEntry(path, 'dir', stat, existing));
-      } else if (!live.stat || !statMatches(live.stat, stat)) {
+      } else if (!live.stat || !sameStat(live.stat, stat)) {
         this.statOnly.set(path, statKey(stat));
       }
       if (recurse) this.dir(path);
@@ -351,13 +357,9 @@ export function statKey(s: Stats): StatKey {
   return { size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino };
 }
 
+/** Also takes a fresh `Stats` as it is, without building its key (the rescan's hot path). */
 export function sameStat(a: StatKey, b: StatKey): boolean {
   return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
-}
-
-/** `sameStat` against a fresh stat, without building its key (the rescan's hot path). */
-function statMatches(a: StatKey, s: Stats): boolean {
-  return a.size === s.size && a.mtimeMs === s.mtimeMs && a.ctimeMs === s.ctimeMs && a.ino === s.ino;
 }
 
 const NOT_NFC = 'name is not in Unicode NFC form; not synced';
