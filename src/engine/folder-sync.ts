@@ -224,9 +224,12 @@ export class FolderSync {
 
   /** Whether the current version of the file has exactly the requested blocks at that offset. */
   private indexedAt(req: RangeRequest): boolean {
+    const end = req.blocks.reduce((n, b) => n + b.size, req.offset);
+    const indexed = this.ctx.store.blocksBetween(this.id, req.path, req.offset, end);
+    if (indexed.length !== req.blocks.length) return false;
     let offset = req.offset;
-    return req.blocks.every((b) => {
-      const ok = this.ctx.store.hasBlockAt(this.id, req.path, offset, Buffer.from(b.hash, 'hex'));
+    return req.blocks.every((b, i) => {
+      const ok = indexed[i]!.offset === offset && indexed[i]!.hash.toString('hex') === b.hash;
       offset += b.size;
       return ok;
     });

@@ -87,7 +87,7 @@ describe('schema', () => {
   it('migrations create every table and set user_version', () => {
     const db = new Database(file, { readonly: true });
     try {
-      expect(db.pragma('user_version', { simple: true })).toBe(2);
+      expect(db.pragma('user_version', { simple: true })).toBe(3);
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
       const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
       expect(tables).toEqual(
@@ -347,6 +347,23 @@ describe('block map', () => {
     expect(store.findBlock(sha('2'))).toEqual([{ folder: 'f', path: 'a', offset: 100, size: 50 }]);
     expect(store.findBlock(sha('3'))).toEqual([{ folder: 'f', path: 'a', offset: 150, size: 7 }]);
     expect(store.findBlock(sha('nothing'))).toEqual([]);
+  });
+
+  it('lists the blocks of a byte range of one file, by offset, with one index lookup', () => {
+    store.commitLocal('f', [entry(fileWith('a', [blk('1', 100), blk('2', 50), blk('3', 7)])), entry(fileWith('b', [blk('2', 50)]))]);
+    expect(store.blocksBetween('f', 'a', 100, 157)).toEqual([
+      { offset: 100, hash: sha('2') },
+      { offset: 150, hash: sha('3') },
+    ]);
+    expect(store.blocksBetween('f', 'a', 1, 100)).toEqual([]);
+    expect(store.blocksBetween('g', 'a', 0, 157)).toEqual([]);
+    const db = new Database(file, { readonly: true });
+    try {
+      const plan = db.prepare('EXPLAIN QUERY PLAN SELECT offset, hash FROM block_map WHERE folder = ? AND path = ? AND offset >= ? AND offset < ?').all('f', 'a', 0, 1) as { detail: string }[];
+      expect(plan.map((r) => r.detail).join()).toContain('block_map_by_file (folder=? AND path=? AND offset>? AND offset<?)');
+    } finally {
+      db.close();
+    }
   });
 
   it('lists every location (across files and folders) up to the limit', () => {

@@ -358,6 +358,14 @@ export class SqliteIndexStore {
     return this.stmts.hasBlockAt!.get(hash, folder, path, offset) !== undefined;
   }
 
+  /**
+   * The blocks of the current version of `path` that start in [from, to), by offset. Serving
+   * a range asks this once instead of once per block.
+   */
+  blocksBetween(folder: string, path: string, from: number, to: number): { offset: number; hash: Buffer }[] {
+    return this.stmts.blocksBetween!.all(folder, path, from, to) as { offset: number; hash: Buffer }[];
+  }
+
   findBlock(hash: Buffer, limit = 4): BlockLocation[] {
     return (this.stmts.findBlock!.all(hash, limit) as Row[]).map((r) => ({
       folder: r.folder,
@@ -427,6 +435,7 @@ export class SqliteIndexStore {
       deleteBlocks: p('DELETE FROM block_map WHERE folder = ? AND path = ?'),
       insertBlock: p('INSERT INTO block_map (hash, folder, path, offset, size) VALUES (?, ?, ?, ?, ?)'),
       hasBlockAt: p('SELECT 1 FROM block_map WHERE hash = ? AND folder = ? AND path = ? AND offset = ? LIMIT 1'),
+      blocksBetween: p('SELECT offset, hash FROM block_map WHERE folder = ? AND path = ? AND offset >= ? AND offset < ? ORDER BY offset'),
       findBlock: p('SELECT folder, path, offset, size FROM block_map WHERE hash = ? LIMIT ?'),
       remoteIndex: p('SELECT index_id, max_sequence FROM remote_index WHERE folder = ? AND device = ?'),
       putRemote: p(
