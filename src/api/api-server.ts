@@ -19,7 +19,7 @@ import { treeRoutes } from './tree-routes.js';
 import { discardBody, sendError, sendJson } from './http-io.js';
 import { LoginThrottle } from './login-throttle.js';
 import { openApiDocument } from './openapi.js';
-import { clientAddress, type ApiServices, type RemoteApiOptions, type RequestContext, type Route } from './request-context.js';
+import { acceptBody, clientAddress, type ApiServices, type RemoteApiOptions, type RequestContext, type Route } from './request-context.js';
 import { bearerToken, tokenHash } from './tokens.js';
 import { pruneStaleUploads } from './upload.js';
 import { SearchIndex } from './search-index.js';
@@ -100,15 +100,25 @@ export class RemoteApi {
 
   /** The PeerServer request handler. Never throws; errors become JSON responses. */
   handle(req: IncomingMessage, res: ServerResponse): void {
-    void this.dispatch(req, res);
+    void this.dispatch(req, res, false);
   }
 
-  private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * The handler for the HTTPS server's 'checkContinue' event (a request that sent `Expect:
+   * 100-continue`; without a listener node:http answers 100 at once). The client is asked for
+   * its body only once the request checked out (authentication, permission, path, target,
+   * size, free space), so a refused upload is answered before any of its body is sent.
+   */
+  handleContinue(req: IncomingMessage, res: ServerResponse): void {
+    void this.dispatch(req, res, true);
+  }
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse, continuePending: boolean): Promise<void> {
     const address = clientAddress(req);
     let ctx: RequestContext | undefined;
     try {
       const url = new URL(req.url ?? '/', 'https://ferry.invalid');
-      ctx = { req, res, url, address };
+      ctx = { req, res, url, address, continuePending };
       if (this.closed) throw new ApiError('UNAVAILABLE', 'the node is shutting down');
       // The raw path, not url.pathname: URL parsing would silently resolve `..` segments,
       // and a path with `..` must be refused as such, not quietly mean something else.
@@ -117,13 +127,19 @@ export class RemoteApi {
       const sub = raw.slice(API_PREFIX.length);
       const { route, rest } = this.match(req.method ?? 'GET', sub);
       if (!route.public) this.authenticate(ctx);
+      if (!route.checksBeforeBody) acceptBody(ctx);
       await route.handler(ctx, this.services, rest);
     } catch (err) {
       const apiErr = toApiError(err);
       if (apiErr.status >= 500) this.services.options.logger.error({ err: errorMessage(err), url: req.url }, 'API request failed');
       else this.services.options.logger.debug({ code: apiErr.code, url: req.url, address }, apiErr.message);
-      discardBody(req);
-      sendError(res, apiErr);
+      if (ctx?.continuePending ?? continuePending) {
+        // The client still holds its body back: answer, and close rather than wait for it.
+        sendError(res, apiErr, { connection: 'close' });
+      } else {
+        discardBody(req, res);
+        sendError(res, apiErr);
+      }
     }
   }
 

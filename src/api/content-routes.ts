@@ -38,7 +38,7 @@ function firstRecently(key: string, now = Date.now()): boolean {
 
 export const contentRoutes: Route[] = [
   { method: ['GET', 'HEAD'], path: 'content/', handler: download },
-  { method: 'PUT', path: 'content/', handler: (ctx, services, rest) => (ctx.req.headers['x-ferry-plan'] ? plannedUpload(ctx, services, rest) : upload(ctx, services, rest)) },
+  { method: 'PUT', path: 'content/', checksBeforeBody: true, handler: (ctx, services, rest) => (ctx.req.headers['x-ferry-plan'] ? plannedUpload(ctx, services, rest) : upload(ctx, services, rest)) },
   { method: 'POST', path: 'upload-plan/', handler: planUpload },
   { method: 'GET', path: 'uploads/', handler: uploadOffset },
   { method: 'DELETE', path: 'content/', handler: remove },

@@ -16,12 +16,12 @@ export function sendJson(res: ServerResponse, status: number, value: unknown, he
   res.end(body);
 }
 
-export function sendError(res: ServerResponse, err: ApiError): void {
+export function sendError(res: ServerResponse, err: ApiError, headers: Record<string, string> = {}): void {
   if (res.headersSent) {
     res.destroy(err);
     return;
   }
-  sendJson(res, err.status, { error: { code: err.code, message: err.message } }, err.headers);
+  sendJson(res, err.status, { error: { code: err.code, message: err.message } }, { ...err.headers, ...headers });
 }
 
 /** Reads a JSON object body of at most `limit` bytes. */
@@ -47,7 +47,25 @@ export async function readJsonBody(req: IncomingMessage, limit = 64 * 1024): Pro
   return value as Record<string, unknown>;
 }
 
-/** Drains and discards the rest of a request body (so a keep-alive connection stays usable). */
-export function discardBody(req: IncomingMessage): void {
-  if (!req.readableEnded) req.resume();
+/** How much of a refused request's body is read and dropped before the connection is closed instead. */
+export const DISCARD_LIMIT = 4 * 1024 * 1024;
+
+/**
+ * Drops the rest of a request body after a refusal, so a keep-alive connection stays usable and
+ * the client reads the answer instead of a reset. A client that keeps sending after `limit`
+ * bytes (one that did not ask `Expect: 100-continue` and ignores the answer) has its
+ * connection closed once the answer is out: a refused 1 TiB upload is not read to its end.
+ */
+export function discardBody(req: IncomingMessage, res: ServerResponse, limit = DISCARD_LIMIT): void {
+  if (req.readableEnded) return;
+  let dropped = 0;
+  let closing = false;
+  req.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped <= limit || closing) return;
+    closing = true;
+    if (res.writableFinished) req.socket.destroy();
+    else res.once('finish', () => req.socket.destroy());
+  });
+  req.resume();
 }

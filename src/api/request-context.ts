@@ -53,6 +53,11 @@ export interface RequestContext {
   user?: UserRecord;
   /** The token the request authenticated with. */
   token?: string;
+  /**
+   * The client sent `Expect: 100-continue` and waits to be asked for its body (see
+   * RemoteApi.handleContinue): a refusal now is answered before any of the body is sent.
+   */
+  continuePending?: boolean;
 }
 
 export type Handler = (ctx: RequestContext, services: ApiServices, rest: string) => Promise<void>;
@@ -62,6 +67,11 @@ export interface Route {
   /** Path after /api/v1/, exact (`login`) or a prefix ending in `/` whose tail is passed as `rest`. */
   readonly path: string;
   readonly public?: boolean;
+  /**
+   * The handler asks for the body itself (acceptBody) once its checks passed, so a refused
+   * upload costs the client nothing; every other route's body is asked for before it runs.
+   */
+  readonly checksBeforeBody?: boolean;
   readonly handler: Handler;
 }
 
@@ -117,6 +127,13 @@ export function audit(
   } catch (err) {
     services.options.logger.error({ err: errorMessage(err), action }, 'cannot write the audit log');
   }
+}
+
+/** Asks a client waiting on `Expect: 100-continue` for its body; call once the request checked out. */
+export function acceptBody(ctx: RequestContext): void {
+  if (!ctx.continuePending) return;
+  ctx.continuePending = false;
+  ctx.res.writeContinue();
 }
 
 /** A boolean query flag: present without value, or 1/true/yes. */

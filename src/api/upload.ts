@@ -16,7 +16,7 @@
  * are removed after PARTIAL_MAX_AGE_MS without activity, and at once when the whole file does
  * not match its hash. Without a claimed hash, an interrupted upload is simply discarded.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { link, lstat, open, readdir, rename, rm, stat, statfs, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -28,14 +28,14 @@ import type { FolderConfig } from '../index-store/config-types.js';
 import { ApiError } from './api-error.js';
 import { sendJson } from './http-io.js';
 import { decodeUrlPath, parseRemotePath } from './remote-path.js';
-import { audit, requireFolder, type ApiServices, type RequestContext } from './request-context.js';
+import { acceptBody, audit, requireFolder, type ApiServices, type RequestContext } from './request-context.js';
 
 export const UPLOAD_TMP_PREFIX = '.ferry.tmp.upload-';
 export const PARTIAL_MAX_AGE_MS = 24 * 3600_000;
 const SHA256_HEX = /^[0-9a-f]{64}$/i;
 const DEFAULT_MAX_UPLOAD = 1024 ** 4;
 
-/** Temporary files being written right now (one request per partial upload at a time). */
+/** Temporary files being written right now (see claimPartial). */
 const busy = new Set<string>();
 
 interface ContentRange {
@@ -53,7 +53,11 @@ export function parseContentRange(text: string | undefined): ContentRange | unde
   return { start, end, total };
 }
 
-function partialName(user: string, folder: string, path: string, sha256: string, size: number): string {
+/**
+ * The partial file of an upload of this content (by this user, to this path): a prefix of the
+ * file, shared by whole-file and block uploads, so either can continue what the other began.
+ */
+export function partialName(user: string, folder: string, path: string, sha256: string, size: number): string {
   const id = createHash('sha256').update(`${user}\0${folder}\0${path}\0${sha256.toLowerCase()}\0${size}`).digest('hex').slice(0, 32);
   return `${UPLOAD_TMP_PREFIX}${id}.part`;
 }
@@ -102,10 +106,9 @@ export async function upload(ctx: RequestContext, services: ApiServices, rest: s
 
   const resumable = expectedSha !== undefined;
   const tmp = join(cfg.path, resumable ? partialName(ctx.user!.name, folder, path, expectedSha, total) : `${UPLOAD_TMP_PREFIX}${randomBytes(8).toString('hex')}`);
-  if (busy.has(tmp)) throw new ApiError('CONFLICT', `an upload of ${folder}/${path} with these bytes is already running`);
-  busy.add(tmp);
+  claimPartial(tmp, `${folder}/${path}`);
   // A partial file is kept only when the client went away (or sent less than it announced),
-  // so the upload can resume; any other failure discards it.
+  // so the upload can resume; any other failure (a bad hash, a full disk) discards it.
   let keepPartial = false;
   let committed = false;
   try {
@@ -118,28 +121,12 @@ export async function upload(ctx: RequestContext, services: ApiServices, rest: s
       }
       for await (const chunk of createReadStream(tmp)) hash.update(chunk as Buffer);
     }
-    let received = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        received += chunk.length;
-        if (received > declared) return done(new ApiError('TOO_LARGE', 'the body is larger than its Content-Length'));
-        hash.update(chunk);
-        done(null, chunk);
-      },
-    });
-    req.on('aborted', () => counter.destroy(new ApiError('INVALID_REQUEST', 'the upload was interrupted')));
-    try {
-      await pipeline(req, counter, createWriteStream(tmp, { flags: start > 0 ? 'a' : resumable ? 'w' : 'wx', mode: 0o644 }));
-    } catch (err) {
-      if (req.destroyed || req.readableAborted) {
-        keepPartial = resumable;
-        throw new ApiError('INVALID_REQUEST', `the upload was interrupted after ${received} of ${declared} bytes`, { cause: err });
-      }
-      throw err;
-    }
-    if (received !== declared) {
+    acceptBody(ctx);
+    const flags = start > 0 ? 'a' : resumable ? 'w' : 'wx';
+    const { received, interrupted } = await receiveBody(req, tmp, flags, declared, hash);
+    if (interrupted || received !== declared) {
       keepPartial = resumable;
-      throw new ApiError('INVALID_REQUEST', `the upload was cut short: ${received} of ${declared} bytes arrived`);
+      throw new ApiError('INVALID_REQUEST', `the upload was ${interrupted ? 'interrupted' : 'cut short'} after ${received} of ${declared} bytes`);
     }
     const sha256 = hash.digest('hex');
     if (expectedSha !== undefined && sha256 !== expectedSha) {
@@ -148,9 +135,57 @@ export async function upload(ctx: RequestContext, services: ApiServices, rest: s
     }
     committed = await commitUpload({ ctx, services, cfg, paths, path, tmp, sha256, size: total, mtimeMs, detail: start > 0 ? { resumedFrom: start } : {} });
   } finally {
-    busy.delete(tmp);
+    releasePartial(tmp);
     if (!committed && !keepPartial) await rm(tmp, { force: true });
   }
+}
+
+/**
+ * Streams a request body into `file`, hashing it and counting it against `declared`. Resolves
+ * with the bytes received and whether the client went away first. A failure to write (a full
+ * disk) rejects and leaves the rest of the body unread, so the caller can still answer: the
+ * request is not destroyed with the file stream.
+ */
+async function receiveBody(req: RequestContext['req'], file: string, flags: string, declared: number, hash: Hash): Promise<{ received: number; interrupted: boolean }> {
+  let received = 0;
+  let interrupted = false;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      received += chunk.length;
+      if (received > declared) return done(new ApiError('TOO_LARGE', 'the body is larger than its Content-Length'));
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
+  const gone = () => {
+    interrupted = true;
+    counter.destroy(new ApiError('INVALID_REQUEST', 'the upload was interrupted'));
+  };
+  req.once('aborted', gone);
+  req.once('error', gone);
+  req.pipe(counter);
+  try {
+    await pipeline(counter, createWriteStream(file, { flags, mode: 0o644 }));
+  } catch (err) {
+    if (!interrupted) {
+      req.unpipe(counter);
+      throw err;
+    }
+  } finally {
+    req.off('aborted', gone);
+    req.off('error', gone);
+  }
+  return { received, interrupted };
+}
+
+/** Partial upload files some request is writing right now (one request per file at a time). */
+export function claimPartial(tmp: string, what: string): void {
+  if (busy.has(tmp)) throw new ApiError('CONFLICT', `an upload of ${what} with these bytes is already running`);
+  busy.add(tmp);
+}
+
+export function releasePartial(tmp: string): void {
+  busy.delete(tmp);
 }
 
 export interface CommitArgs {
