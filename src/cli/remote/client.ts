@@ -4,10 +4,9 @@
  * before the token, is sent. On first contact the ID is pinned (trust on first use); a changed
  * ID is refused loudly, as ssh refuses a changed host key.
  */
-import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { request } from 'node:https';
 import type { Duplex, Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { connect, type TLSSocket } from 'node:tls';
 import { deviceIdFromCertificate } from '../../core/device-id.js';
 import { errorMessage } from '../../core/errors.js';
@@ -15,6 +14,9 @@ import { encodeRemotePath } from '../../api/remote-path.js';
 import type { Credentials } from './credentials.js';
 import { normalizeUrl } from './credentials.js';
 import { RemoteError } from './remote-error.js';
+
+/** How long an upload waits for `100 Continue` before sending its body anyway. */
+const CONTINUE_WAIT_MS = 5000;
 
 export interface ClientOptions {
   readonly url: string;
@@ -52,7 +54,12 @@ export class RemoteClient {
     this.hostPort = u.hostPort;
   }
 
-  /** Sends a request and returns the response, whose body the caller must consume. */
+  /**
+   * Sends a request and returns the response, whose body the caller must consume. A streamed
+   * body (an upload) is sent with `Expect: 100-continue` and only once the node asks for it, so
+   * a refusal (no permission, a bad path, no space) costs none of it; a refusal that arrives
+   * while the body is on its way stops it.
+   */
   async request(method: string, apiPath: string, opts: RequestOptions = {}): Promise<IncomingMessage> {
     const search = new URLSearchParams();
     for (const [k, v] of Object.entries(opts.query ?? {})) {
@@ -63,8 +70,12 @@ export class RemoteClient {
     const headers: OutgoingHttpHeaders = { accept: 'application/json', ...opts.headers };
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     if (Buffer.isBuffer(opts.body)) headers['content-length'] = opts.body.length;
+    const streamed = opts.body !== undefined && !Buffer.isBuffer(opts.body) ? opts.body : undefined;
+    if (streamed) headers.expect = '100-continue';
+    let req: ClientRequest | undefined;
+    let fallback: NodeJS.Timeout | undefined;
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = request({
+      req = request({
         host: this.host,
         port: this.port,
         method,
@@ -75,14 +86,51 @@ export class RemoteClient {
           return undefined;
         }) as never,
       });
-      req.on('response', resolve);
-      req.on('error', (err) => reject(err instanceof RemoteError ? err : new RemoteError('CONNECTION_FAILED', `cannot reach ${this.url}: ${errorMessage(err)}`, { cause: err })));
-      if (opts.body === undefined) req.end();
-      else if (Buffer.isBuffer(opts.body)) req.end(opts.body);
-      else pipeline(opts.body, req).catch((err: unknown) => req.destroy(err as Error));
+      const sent = req;
+      let answered = false;
+      sent.on('response', (r) => {
+        answered = true;
+        clearTimeout(fallback);
+        // An answer before the whole body went out is a refusal: stop sending.
+        if (streamed && !sent.writableEnded) {
+          streamed.unpipe(sent);
+          streamed.destroy();
+        }
+        resolve(r);
+      });
+      sent.on('error', (err) => {
+        clearTimeout(fallback);
+        reject(err instanceof RemoteError ? err : new RemoteError('CONNECTION_FAILED', `cannot reach ${this.url}: ${errorMessage(err)}`, { cause: err }));
+      });
+      if (opts.body === undefined) sent.end();
+      else if (Buffer.isBuffer(opts.body)) sent.end(opts.body);
+      else {
+        const body = opts.body;
+        let started = false;
+        const send = () => {
+          clearTimeout(fallback);
+          if (started || answered) return;
+          started = true;
+          body.pipe(sent);
+        };
+        body.on('error', (err) => sent.destroy(err));
+        // A connection that ends before the body went out (a reset, a refusal) lets go of its source.
+        sent.once('close', () => {
+          if (!sent.writableFinished) body.destroy();
+        });
+        // A node (or a proxy) that ignores the Expect header still gets the body, a little later.
+        fallback = setTimeout(send, CONTINUE_WAIT_MS);
+        sent.once('continue', send);
+        sent.flushHeaders();
+      }
     });
     const ok = opts.accept ?? ((s: number) => s >= 200 && s < 300);
-    if (!ok(res.statusCode ?? 0)) throw await errorFrom(res);
+    if (!ok(res.statusCode ?? 0)) {
+      const err = await errorFrom(res);
+      // A body cut off by a refusal leaves the request unfinished: close its connection.
+      if (!req!.writableEnded) req!.destroy();
+      throw err;
+    }
     return res;
   }
 

@@ -7,17 +7,18 @@
  * checked against the node's SHA-256 before it is renamed into place.
  *
  * An upload sends the file's SHA-256 with it (the node refuses bytes that do not match) and is
- * skipped when the node already has the same bytes at that path. The node keeps the part of an
- * interrupted upload; run again, the upload asks how much arrived and sends only the rest.
+ * skipped when the node already has the same bytes at that path. A file the node mostly has
+ * already (an edited version, a copy) goes as its missing blocks only. The node keeps the part
+ * of an interrupted upload, whole-file or block-wise; run again, the upload continues after it.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, open, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { pipeline, Readable, Writable } from 'node:stream';
 import { chunkFile } from '../../chunker/chunk-file.js';
 import { chunkParamsFor } from '../../chunker/fastcdc.js';
-import { pipeline } from 'node:stream/promises';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { checkRelativePath } from '../../core/paths.js';
 import type { BlockCache } from './block-cache.js';
 import { apiPath, readText, type RemoteClient } from './client.js';
@@ -189,7 +190,7 @@ export async function downloadFile(client: RemoteClient, folder: string, path: s
   }
   let transferred = 0;
   const out = createWriteStream(part, { flags: offset > 0 ? 'a' : 'w' });
-  await pipeline(
+  await pipelineAsync(
     res,
     meter((n) => {
       transferred += n;
@@ -418,24 +419,22 @@ async function uploadFile(client: RemoteClient, local: string, folder: string, r
       return { local, remote: `${folder}/${remote}`, size: st.size, transferred: 0, resumedFrom: 0, reusedBytes: 0, sha256, skipped: true };
     }
   }
+  if (!opts.claimSha256 && st.size >= BLOCK_UPLOAD_MIN_BYTES) {
+    const byBlocks = await uploadByBlocks(client, local, folder, remote, st.size, st.mtimeMs, sha256, opts);
+    if (byBlocks) return byBlocks;
+  }
   // An earlier attempt may have left part of the file on the node: send only the rest.
   let offset = 0;
   if (st.size > 0) {
     const held = await client.json<{ offset: number }>('GET', apiPath('uploads', folder, remote), { query: { sha256, size: String(st.size) } });
     if (held.offset > 0 && held.offset < st.size) offset = held.offset;
   }
-  if (offset === 0 && !opts.claimSha256 && st.size >= BLOCK_UPLOAD_MIN_BYTES) {
-    const byBlocks = await uploadByBlocks(client, local, folder, remote, st.size, st.mtimeMs, sha256, opts);
-    if (byBlocks) return byBlocks;
-  }
   opts.progress.add(offset);
   let transferred = 0;
-  const body = createReadStream(local, { start: offset }).pipe(
-    meter((n) => {
-      transferred += n;
-      opts.progress.add(n);
-    }, opts.limitRate),
-  );
+  const body = fileBody(local, offset, (n) => {
+    transferred += n;
+    opts.progress.add(n);
+  }, opts.limitRate);
   const res = await client.request('PUT', apiPath('content', folder, remote), {
     headers: {
       'content-type': 'application/octet-stream',
@@ -450,14 +449,22 @@ async function uploadFile(client: RemoteClient, local: string, folder: string, r
   return { local, remote: `${folder}/${remote}`, size: st.size, transferred, resumedFrom: offset, reusedBytes: 0, sha256, skipped: false };
 }
 
+/** A file from `start` on as a metered upload body; destroying the body closes the file. */
+function fileBody(file: string, start: number, onBytes: (n: number) => void, limitRate: number | undefined): Readable {
+  return pipeline(createReadStream(file, { start }), meter(onBytes, limitRate), () => {
+    // Errors reach the request through the returned stream.
+  });
+}
+
 /** Files smaller than this are sent whole (one block, nothing to gain). */
 const BLOCK_UPLOAD_MIN_BYTES = 1024 * 1024;
 
 /**
  * Sends only the blocks the node lacks: chunks the file as the node would (with the average
  * block size of the version the node has, if any), asks for a plan, and sends the missing
- * blocks. Undefined when most of the file is new anyway (then the resumable whole-file upload
- * is the better choice) or when the node's copies changed meanwhile.
+ * blocks. The plan continues after the blocks an interrupted attempt left on the node
+ * (`resumedFrom`). Undefined when most of the rest is new anyway (then the resumable
+ * whole-file upload is the better choice) or when the node's copies changed meanwhile.
  */
 async function uploadByBlocks(client: RemoteClient, local: string, folder: string, remote: string, size: number, mtimeMs: number, sha256: string, opts: TransferOptions): Promise<UploadResult | undefined> {
   let previousAvg: number | undefined;
@@ -469,26 +476,27 @@ async function uploadByBlocks(client: RemoteClient, local: string, folder: strin
   const avgSize = chunkParamsFor(size, previousAvg).avgSize;
   const chunks: { offset: number; size: number; hash: string }[] = [];
   for await (const c of chunkFile(local, { avgSize })) chunks.push({ offset: c.offset, size: c.size, hash: c.hash.toString('hex') });
-  let plan: { plan: string; missing: number[]; missingBytes: number };
+  let plan: { plan: string; missing: number[]; missingBytes: number; resumedFrom?: number };
   try {
     plan = await client.json('POST', apiPath('upload-plan', folder, remote), { json: { size, sha256, blocks: chunks.map((c) => ({ hash: c.hash, size: c.size })) } });
   } catch (err) {
     if (err instanceof RemoteError && ['NOT_FOUND', 'METHOD_NOT_ALLOWED'].includes(err.code)) return undefined; // an older node
     throw err;
   }
-  if (plan.missingBytes > size / 2) return undefined;
+  const resumedFrom = plan.resumedFrom ?? 0;
+  if (plan.missingBytes > (size - resumedFrom) / 2) return undefined;
   const missing = plan.missing.map((i) => chunks[i]!);
+  opts.progress.add(resumedFrom);
   let transferred = 0;
+  const countSent = (n: number) => {
+    transferred += n;
+    opts.progress.add(n);
+  };
   const body = Readable.from(
     (async function* () {
       for (const c of missing) if (c.size > 0) yield* createReadStream(local, { start: c.offset, end: c.offset + c.size - 1 });
     })(),
-  ).pipe(
-    meter((n) => {
-      transferred += n;
-      opts.progress.add(n);
-    }, opts.limitRate),
-  );
+  ).pipe(meter(countSent, opts.limitRate));
   try {
     const res = await client.request('PUT', apiPath('content', folder, remote), {
       headers: {
@@ -504,11 +512,12 @@ async function uploadByBlocks(client: RemoteClient, local: string, folder: strin
   } catch (err) {
     body.destroy();
     if (err instanceof RemoteError && err.code === 'CONFLICT') {
-      opts.progress.add(-transferred);
+      opts.progress.add(-transferred - resumedFrom);
       return undefined;
     }
     throw err;
   }
-  opts.progress.add(size - plan.missingBytes);
-  return { local, remote: `${folder}/${remote}`, size, transferred, resumedFrom: 0, reusedBytes: size - plan.missingBytes, sha256, skipped: false };
+  const reusedBytes = size - resumedFrom - plan.missingBytes;
+  opts.progress.add(reusedBytes);
+  return { local, remote: `${folder}/${remote}`, size, transferred, resumedFrom, reusedBytes, sha256, skipped: false };
 }
