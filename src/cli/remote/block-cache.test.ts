@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, utimesSync, writeFileSync, readdirSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BlockCache } from './block-cache.js';
+import { BlockCache, DEFAULT_CACHE_LIMIT } from './block-cache.js';
+import { readCacheLimit, saveCacheLimit } from './cache-limit.js';
 import { contiguousRuns } from './transfer.js';
 
 let home: string;
@@ -50,6 +51,25 @@ describe('BlockCache', () => {
     cache.clear();
     expect(cache.stats()).toMatchObject({ blocks: 0, bytes: 0 });
     expect(() => readdirSync(join(home, 'cache', 'blocks'))).toThrow();
+  });
+});
+
+describe('cache limit', () => {
+  it('is remembered in the home, and a lower limit trims the cache to it', () => {
+    expect(readCacheLimit(home)).toEqual({ bytes: DEFAULT_CACHE_LIMIT, source: 'default' });
+    const cache = new BlockCache(home, 10_000);
+    for (const n of [1, 2, 3, 4, 5]) {
+      const b = block(n);
+      cache.put(b.hash, b.data);
+    }
+    expect(cache.stats().bytes).toBe(5000);
+    saveCacheLimit(home, 2500);
+    expect(readCacheLimit(home)).toEqual({ bytes: 2500, source: 'set' });
+    new BlockCache(home, readCacheLimit(home).bytes).trim();
+    expect(cache.stats().bytes).toBeLessThanOrEqual(2500);
+    expect(cache.stats().bytes).toBeGreaterThan(0);
+    writeFileSync(join(home, 'cache', 'settings.json'), '{"limit":"lots"}');
+    expect(() => readCacheLimit(home)).toThrow(/no valid limit/);
   });
 });
 

@@ -1,9 +1,9 @@
 /**
  * The CLI's local block cache: blocks of downloaded files, named by their SHA-256, in
- * `<home>/cache/blocks/ab/abcd…`, with a size limit; the least recently used blocks are evicted
- * first (a block's file mtime is its last use). A second download of a slightly changed file
- * then fetches only the blocks that changed. A block is checked against its hash when read, so
- * a damaged cache costs a re-fetch, never a wrong file.
+ * `<home>/cache/blocks/ab/abcd…`, with a size limit (`ferry cache limit`, see cache-limit.ts);
+ * the least recently used blocks are evicted first (a block's file mtime is its last use). A
+ * second download of a slightly changed file then fetches only the blocks that changed. A block
+ * is checked against its hash when read, so a damaged cache costs a re-fetch, never a wrong file.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync, renameSync } from 'node:fs';
@@ -65,6 +65,11 @@ export class BlockCache {
     const bytes = all.reduce((a, e) => a + e.size, 0);
     this.bytes = bytes;
     return { dir: this.dir, blocks: all.length, bytes, limit: this.limit };
+  }
+
+  /** Evicts the least recently used blocks until the cache fits its limit (after the limit was lowered). */
+  trim(): void {
+    if (this.stats().bytes > this.limit) this.evict();
   }
 
   clear(): void {

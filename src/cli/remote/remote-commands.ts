@@ -1,6 +1,6 @@
 /**
  * The CLI against a remote node's REST API: login/logout, ls, get, put, hash, verify, find,
- * log, rm, mkdir, mv, and the local block cache (cache stats|clear).
+ * log, rm, mkdir, mv, and the local block cache (cache stats|limit|clear).
  * Remote paths are `FOLDER_ID/path/inside`. The token and the node's pinned identity live in
  * the CLI's home (see credentials.ts). Errors print like every ferry command's: a message on
  * stderr, or `{"error":{"code","message"}}` with --json, and a non-zero exit code.
@@ -18,7 +18,8 @@ import { formatBytes, printJson, printLine } from '../output.js';
 import { apiPath, RemoteClient } from './client.js';
 import { Credentials, normalizeUrl } from './credentials.js';
 import { readPassword, readStdinSecret } from './password-input.js';
-import { BlockCache, DEFAULT_CACHE_LIMIT } from './block-cache.js';
+import { BlockCache } from './block-cache.js';
+import { readCacheLimit, saveCacheLimit } from './cache-limit.js';
 import { parseRate, parseSize, Progress } from './progress.js';
 import { RemoteError } from './remote-error.js';
 import { download, listRemote, sha256OfFile, splitRemote, upload, type RemoteEntry } from './transfer.js';
@@ -198,7 +199,7 @@ export function registerRemoteCommands(program: Command): void {
       .description('download files or directories (FOLDER/path ... LOCAL_DIR); fetches only blocks not in the local cache, resumes, checks SHA-256')
       .option('--limit-rate <bytes>', 'at most this many bytes per second (500K, 2M)')
       .option('--no-cache', 'do not use the local block cache (whole files, resumed byte-wise)')
-      .option('--cache-limit <bytes>', 'size limit of the local block cache (default 1G)'),
+      .option('--cache-limit <bytes>', 'size limit of the local block cache for this run (default: the one set with `ferry cache limit`, else 1G)'),
   ).action(
     run(async (ctx, args: string[], opts: { limitRate?: string; cache: boolean; cacheLimit?: string }) => {
       if (args.length < 2) throw new RemoteError('INVALID_REQUEST', 'usage: ferry get FOLDER/path... LOCAL_DIR');
@@ -208,7 +209,7 @@ export function registerRemoteCommands(program: Command): void {
       const client = ctx.client();
       const progress = Progress.forTerminal(ctx.json, 0);
       const limitRate = opts.limitRate ? parseRate(opts.limitRate) : undefined;
-      const cache = opts.cache ? new BlockCache(ctx.home, opts.cacheLimit ? parseSize(opts.cacheLimit, '--cache-limit') : DEFAULT_CACHE_LIMIT) : undefined;
+      const cache = opts.cache ? new BlockCache(ctx.home, opts.cacheLimit ? parseSize(opts.cacheLimit, '--cache-limit') : readCacheLimit(ctx.home).bytes) : undefined;
       const results = [];
       try {
         for (const r of args.slice(0, -1)) {
@@ -231,12 +232,29 @@ export function registerRemoteCommands(program: Command): void {
   const cacheCmd = program.command('cache').description("the local block cache that makes repeated downloads fetch only what changed");
   cacheCmd
     .command('stats')
-    .description('blocks and bytes in the cache')
+    .description('blocks and bytes in the cache, and its size limit')
     .action(
       run(async (ctx) => {
-        const s = new BlockCache(ctx.home).stats();
-        if (ctx.json) printJson(s);
-        else printLine(`${s.blocks} block(s), ${formatBytes(s.bytes)} in ${s.dir} (limit ${formatBytes(s.limit)} unless --cache-limit is given)`);
+        const limit = readCacheLimit(ctx.home);
+        const s = new BlockCache(ctx.home, limit.bytes).stats();
+        if (ctx.json) printJson({ ...s, limitSource: limit.source });
+        else printLine(`${s.blocks} block(s), ${formatBytes(s.bytes)} in ${s.dir} (limit ${formatBytes(s.limit)}${limit.source === 'default' ? ', the default' : ''})`);
+      }),
+    );
+  cacheCmd
+    .command('limit [size]')
+    .description('show, or set and remember, the size limit of the cache (500M, 2G; 0 keeps nothing); a lower limit evicts at once')
+    .action(
+      run(async (ctx, size: string | undefined) => {
+        if (size !== undefined) {
+          const bytes = parseSize(size, 'the cache limit');
+          saveCacheLimit(ctx.home, bytes);
+          new BlockCache(ctx.home, bytes).trim();
+        }
+        const limit = readCacheLimit(ctx.home);
+        const s = new BlockCache(ctx.home, limit.bytes).stats();
+        if (ctx.json) printJson({ limit: limit.bytes, limitSource: limit.source, blocks: s.blocks, bytes: s.bytes });
+        else printLine(`Cache limit ${formatBytes(limit.bytes)}${limit.source === 'default' ? ' (the default)' : ''}; ${formatBytes(s.bytes)} in the cache.`);
       }),
     );
   cacheCmd
