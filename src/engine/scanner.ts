@@ -12,6 +12,7 @@ import { errorMessage } from '../core/errors.js';
 import { sameContent, type FileRecord, type FileType } from '../core/file-record.js';
 import { checkRelativePath, MAX_NAME_BYTES, MAX_PATH_BYTES, parentPath } from '../core/paths.js';
 import { bumpVersion } from '../core/version-vector.js';
+import type { ScanLookup } from '../index-store/scan-view.js';
 import type { LocalEntry, ScanEntry, StatKey } from '../index-store/sqlite-index-store.js';
 import type { FolderContext } from './folder-context.js';
 
@@ -110,7 +111,7 @@ export class Scanner {
     return this.ctx.store.getLocal(this.ctx.folderId, path);
   }
 
-  private async run(known: ReadonlyMap<string, ScanEntry>, roots: string[], full: boolean): Promise<ScanResult> {
+  private async run(known: ScanLookup, roots: string[], full: boolean): Promise<ScanResult> {
     const walk = new Walk(this.ctx, known);
     for (const root of roots) {
       if (root === '') {
@@ -149,8 +150,8 @@ export class Scanner {
     pending.push(...walk.changes);
     const now = Date.now();
     // Whatever the index has as present but the walk did not see (within the scanned roots) is gone.
-    for (const [path, e] of known) {
-      if (e.record.deleted || walk.seen.has(path) || walk.skipped.has(path)) continue;
+    for (const path of known.keys()) {
+      if (walk.seen.has(path) || walk.skipped.has(path) || known.get(path)!.record.deleted) continue;
       if (!full && !roots.some((r) => path === r || path.startsWith(r + '/'))) continue;
       if (walk.skippedUnder(path)) continue;
       pending.push({ record: deletedRecord(this.full(path)!.record, this.ctx.shortId), scannedAtMs: now, chunkAvg: 0 });
@@ -228,7 +229,7 @@ class Walk {
 
   constructor(
     private readonly ctx: FolderContext,
-    private readonly knownEntries: ReadonlyMap<string, ScanEntry>,
+    private readonly knownEntries: ScanLookup,
   ) {}
 
   known(path: string): ScanEntry | undefined {

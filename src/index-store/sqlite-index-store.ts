@@ -13,6 +13,7 @@ import type { FileRecord, FileType } from '../core/file-record.js';
 import { blockOffsets } from '../core/file-record.js';
 import type { VersionVector } from '../core/version-vector.js';
 import { packBlocks, unpackBlocks } from './block-codec.js';
+import { ScanView } from './scan-view.js';
 import type { FolderConfig, PeerConfig } from './config-types.js';
 
 /** The stat of a file when Ferry last looked at it or wrote it. */
@@ -60,7 +61,7 @@ export class SqliteIndexStore {
    * rescan of an unchanged folder reads nothing from the database. A write by another
    * connection (seen through `data_version`) or a failed transaction drops them all.
    */
-  private readonly scanViews = new Map<string, Map<string, ScanEntry>>();
+  private readonly scanViews = new Map<string, ScanView>();
   private scanViewsDataVersion = -1;
 
   private constructor(db: Database.Database) {
@@ -220,7 +221,7 @@ export class SqliteIndexStore {
    * Every local entry of a folder in the light form a full rescan compares against. The map
    * is kept and kept current by this store (see `scanViews`): callers must not change it.
    */
-  scanEntries(folder: string): ReadonlyMap<string, ScanEntry> {
+  scanEntries(folder: string): ScanView {
     const dataVersion = this.dataVersion();
     if (dataVersion !== this.scanViewsDataVersion) {
       this.scanViews.clear();
@@ -228,7 +229,7 @@ export class SqliteIndexStore {
     }
     let view = this.scanViews.get(folder);
     if (!view) {
-      view = new Map();
+      view = new ScanView();
       for (const r of this.stmts.scanEntries!.iterate(folder) as Iterable<Row>) {
         view.set(r.path, {
           record: { path: r.path, type: r.type, deleted: r.deleted === 1, mode: r.mode, ...(r.symlink_target == null ? {} : { symlinkTarget: r.symlink_target }) },
@@ -291,9 +292,7 @@ export class SqliteIndexStore {
   /** Updates only the stat cache of an entry (content unchanged; no new sequence). */
   updateStat(folder: string, path: string, stat: StatKey, scannedAtMs: number): void {
     this.stmts.updateStat!.run(stat.size, stat.mtimeMs, stat.ctimeMs, stat.ino, scannedAtMs, folder, path);
-    const view = this.scanViews.get(folder);
-    const old = view?.get(path);
-    if (old) view!.set(path, { ...old, stat, scannedAtMs });
+    this.scanViews.get(folder)?.setStat(path, stat, scannedAtMs);
   }
 
   localSince(folder: string, sequence: number, limit: number): FileRecord[] {

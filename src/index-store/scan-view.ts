@@ -1,0 +1,97 @@
+/**
+ * What a full rescan compares the disk against, for every local entry of a folder: type,
+ * deletion, mode, symlink target and the stat Ferry last saw. Kept in memory between scans, so
+ * it is stored in columns (typed arrays indexed through one map of paths): about 60 bytes an
+ * entry plus its path, where one object per entry took about 250.
+ */
+import type { FileType } from '../core/file-record.js';
+import type { ScanEntry, StatKey } from './sqlite-index-store.js';
+
+const TYPES: readonly FileType[] = ['file', 'dir', 'symlink'];
+const DELETED = 4;
+const HAS_STAT = 8;
+
+/** The part of a Map the scanner reads; a plain Map of entries fits too. */
+export interface ScanLookup {
+  get(path: string): ScanEntry | undefined;
+  keys(): IterableIterator<string>;
+}
+
+export class ScanView implements ScanLookup {
+  private readonly slots = new Map<string, number>();
+  private readonly symlinkTargets = new Map<number, string>();
+  private flags = new Uint8Array(0);
+  private modes = new Uint16Array(0);
+  private chunkAvgs = new Int32Array(0);
+  /** size, mtimeMs, ctimeMs, ino, scannedAtMs per slot. */
+  private numbers = new Float64Array(0);
+
+  get size(): number {
+    return this.slots.size;
+  }
+
+  get(path: string): ScanEntry | undefined {
+    const slot = this.slots.get(path);
+    return slot === undefined ? undefined : this.entryAt(path, slot);
+  }
+
+  keys(): IterableIterator<string> {
+    return this.slots.keys();
+  }
+
+  set(path: string, e: ScanEntry): void {
+    let slot = this.slots.get(path);
+    if (slot === undefined) {
+      slot = this.slots.size;
+      this.grow(slot + 1);
+      this.slots.set(path, slot);
+    }
+    const s = e.stat;
+    this.flags[slot] = TYPES.indexOf(e.record.type) | (e.record.deleted ? DELETED : 0) | (s ? HAS_STAT : 0);
+    this.modes[slot] = e.record.mode;
+    this.chunkAvgs[slot] = e.chunkAvg;
+    const n = slot * 5;
+    this.numbers[n] = s?.size ?? 0;
+    this.numbers[n + 1] = s?.mtimeMs ?? 0;
+    this.numbers[n + 2] = s?.ctimeMs ?? 0;
+    this.numbers[n + 3] = s?.ino ?? 0;
+    this.numbers[n + 4] = e.scannedAtMs;
+    if (e.record.symlinkTarget === undefined) this.symlinkTargets.delete(slot);
+    else this.symlinkTargets.set(slot, e.record.symlinkTarget);
+  }
+
+  /** Changes only the stat of an entry that is present. */
+  setStat(path: string, stat: StatKey, scannedAtMs: number): void {
+    const e = this.get(path);
+    if (e) this.set(path, { ...e, stat, scannedAtMs });
+  }
+
+  private entryAt(path: string, slot: number): ScanEntry {
+    const f = this.flags[slot]!;
+    const n = slot * 5;
+    const target = this.symlinkTargets.get(slot);
+    const stat: StatKey | undefined = f & HAS_STAT
+      ? { size: this.numbers[n]!, mtimeMs: this.numbers[n + 1]!, ctimeMs: this.numbers[n + 2]!, ino: this.numbers[n + 3]! }
+      : undefined;
+    return {
+      record: { path, type: TYPES[f & 3]!, deleted: (f & DELETED) !== 0, mode: this.modes[slot]!, ...(target === undefined ? {} : { symlinkTarget: target }) },
+      stat,
+      scannedAtMs: this.numbers[n + 4]!,
+      chunkAvg: this.chunkAvgs[slot]!,
+    };
+  }
+
+  private grow(slots: number): void {
+    if (slots <= this.flags.length) return;
+    const capacity = Math.max(1024, this.flags.length * 2, slots);
+    const more = <T extends Uint8Array | Uint16Array | Int32Array | Float64Array>(old: T, make: (n: number) => T, width = 1): T => {
+      const next = make(capacity * width);
+      next.set(old);
+      return next;
+    };
+    this.flags = more(this.flags, (n) => new Uint8Array(n));
+    this.modes = more(this.modes, (n) => new Uint16Array(n));
+    this.chunkAvgs = more(this.chunkAvgs, (n) => new Int32Array(n));
+    this.numbers = more(this.numbers, (n) => new Float64Array(n), 5);
+  }
+}
