@@ -8,6 +8,7 @@ import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { chunkFile, chunkSmallFile } from '../chunker/chunk-file.js';
 import { chunkParamsFor } from '../chunker/fastcdc.js';
+import { rechunkFile } from '../chunker/rechunk-file.js';
 import { errorMessage } from '../core/errors.js';
 import { sameContent, type FileRecord, type FileType } from '../core/file-record.js';
 import { checkRelativePath, MAX_NAME_BYTES, MAX_PATH_BYTES, parentPath } from '../core/paths.js';
@@ -177,7 +178,10 @@ export class Scanner {
         // One read and one hash on this thread: far cheaper than a stream for small files.
         for (const c of chunkSmallFile(abs, params)) blocks.push({ hash: c.hash, size: c.size });
       } else {
-        for await (const c of chunkFile(abs, { avgSize: avg })) blocks.push({ hash: c.hash, size: c.size });
+        // An edited large file: only what changed goes through the boundary finder.
+        const previous = existing && !existing.record.deleted && existing.record.type === 'file' && existing.chunkAvg === avg ? existing.record.blocks : [];
+        const chunks = previous.length > 0 ? rechunkFile(abs, previous, params) : chunkFile(abs, { avgSize: avg });
+        for await (const c of chunks) blocks.push({ hash: c.hash, size: c.size });
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'vanished';
