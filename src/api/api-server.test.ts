@@ -281,6 +281,21 @@ describe('REST API', () => {
     expect(tree().filter((e) => e.startsWith('.ferry.tmp'))).toEqual([]);
   });
 
+  it('answers GET /uploads with the refusal the upload itself would get, before any body is sent', async () => {
+    const q = (path: string, size: number, token = aliceToken) => call('GET', `/api/v1/uploads/docs/${path}?sha256=${sha('x')}&size=${size}`, { token });
+    expect((await q('fine.bin', 10)).json).toMatchObject({ offset: 0 });
+    const cases: [Promise<Reply>, number, string][] = [
+      [q('sub', 10), 409, 'CONFLICT'],
+      [q('hello.txt/inside', 10), 409, 'CONFLICT'],
+      [q('big.bin', 1_000_001), 413, 'TOO_LARGE'],
+      [q('fine.bin', 10, bobToken), 403, 'FORBIDDEN'],
+    ];
+    for (const [reply, status, code] of cases) {
+      const r = await reply;
+      expect([r.status, r.json.error.code]).toEqual([status, code]);
+    }
+  });
+
   it('discards a partial upload whose whole does not match the claimed SHA-256', async () => {
     const data = Buffer.alloc(50_000, 3);
     const claimed = sha(Buffer.alloc(50_000, 4));

@@ -22,7 +22,7 @@
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
+import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { FolderPaths } from '../engine/folder-paths.js';
@@ -30,7 +30,7 @@ import { ApiError } from './api-error.js';
 import { readJsonBody, sendJson } from './http-io.js';
 import { decodeUrlPath, parseRemotePath } from './remote-path.js';
 import { acceptBody, accessTo, audit, requireFolder, type ApiServices, type RequestContext } from './request-context.js';
-import { checkUploadTarget, claimPartial, commitUpload, partialName, releasePartial } from './upload.js';
+import { checkUploadable, claimPartial, commitUpload, partialName, releasePartial } from './upload.js';
 
 const PLAN_TTL_MS = 60 * 60_000;
 /** Plans kept at most (the oldest go first): a client that never uses its plans cannot fill memory. */
@@ -83,8 +83,7 @@ export async function planUpload(ctx: RequestContext, services: ApiServices, res
   let firstBlock = 0;
   let resumedFrom = 0;
   while (firstBlock < sizes.length && held <= size && resumedFrom + sizes[firstBlock]! <= held) resumedFrom += sizes[firstBlock++]!;
-  const fs = await statfs(cfg.path);
-  if (size - resumedFrom > fs.bavail * fs.bsize) throw new ApiError('INSUFFICIENT_STORAGE', `not enough free space on the node for ${size - resumedFrom} bytes`);
+  await checkUploadable(services, cfg, path, size, size - resumedFrom);
 
   const readable = services.index.listFolders().map((f) => f.id).filter((id) => accessTo(ctx.user!, id));
   let missingBytes = 0;
@@ -109,7 +108,6 @@ export async function planUpload(ctx: RequestContext, services: ApiServices, res
 export async function plannedUpload(ctx: RequestContext, services: ApiServices, rest: string): Promise<void> {
   const { folder, path } = parseRemotePath(decodeUrlPath(rest));
   const cfg = requireFolder(ctx, services, folder, 'rw', 'upload', path);
-  if (!services.options.folderSync(folder)) throw new ApiError('UNAVAILABLE', `folder ${folder} is not running on this node`);
   const id = String(ctx.req.headers['x-ferry-plan']);
   dropExpired();
   const plan = plans.get(id);
@@ -122,12 +120,7 @@ export async function plannedUpload(ctx: RequestContext, services: ApiServices, 
   const mtimeText = ctx.req.headers['x-ferry-mtime'];
   const mtimeMs = typeof mtimeText === 'string' ? Number(mtimeText) : undefined;
   if (mtimeMs !== undefined && !(Number.isFinite(mtimeMs) && mtimeMs >= 0)) throw new ApiError('INVALID_REQUEST', 'X-Ferry-Mtime must be milliseconds since the epoch');
-  const maxBytes = services.options.maxUploadBytes ?? 1024 ** 4;
-  if (plan.size > maxBytes) throw new ApiError('TOO_LARGE', `the upload (${plan.size} bytes) is larger than this node accepts (${maxBytes} bytes)`);
-  const paths = new FolderPaths(cfg.path);
-  await checkUploadTarget(paths, cfg, path);
-  const fs = await statfs(cfg.path);
-  if (plan.size - plan.resumedFrom > fs.bavail * fs.bsize) throw new ApiError('INSUFFICIENT_STORAGE', `not enough free space on the node for ${plan.size - plan.resumedFrom} bytes`);
+  const paths = await checkUploadable(services, cfg, path, plan.size, plan.size - plan.resumedFrom);
 
   const tmp = join(cfg.path, partialName(ctx.user!.name, folder, path, plan.sha256, plan.size));
   claimPartial(tmp, `${folder}/${path}`);

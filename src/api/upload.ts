@@ -73,13 +73,15 @@ export async function uploadOffset(ctx: RequestContext, services: ApiServices, r
   const size = Number(ctx.url.searchParams.get('size'));
   if (!SHA256_HEX.test(sha256) || !Number.isSafeInteger(size) || size < 0) throw new ApiError('INVALID_REQUEST', 'give sha256 (64 hex digits) and size (bytes)');
   const st = await stat(join(cfg.path, partialName(ctx.user!.name, folder, path, sha256, size))).catch(() => undefined);
-  sendJson(ctx.res, 200, { folder, path, offset: st && st.size <= size ? st.size : 0 });
+  const offset = st && st.size <= size ? st.size : 0;
+  // The checks the upload itself will make, so a client learns a refusal before sending anything.
+  await checkUploadable(services, cfg, path, size, size - offset);
+  sendJson(ctx.res, 200, { folder, path, offset });
 }
 
 export async function upload(ctx: RequestContext, services: ApiServices, rest: string): Promise<void> {
   const { folder, path } = parseRemotePath(decodeUrlPath(rest));
   const cfg = requireFolder(ctx, services, folder, 'rw', 'upload', path);
-  if (!services.options.folderSync(folder)) throw new ApiError('UNAVAILABLE', `folder ${folder} is not running on this node`);
   const req = ctx.req;
   const expectedSha = headerText(req.headers['x-ferry-sha256'])?.toLowerCase();
   if (expectedSha !== undefined && !SHA256_HEX.test(expectedSha)) throw new ApiError('INVALID_REQUEST', 'X-Ferry-SHA256 must be 64 hexadecimal digits');
@@ -97,12 +99,7 @@ export async function upload(ctx: RequestContext, services: ApiServices, rest: s
   }
   const start = range?.start ?? 0;
   const total = range?.total ?? declared;
-  const maxBytes = services.options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD;
-  if (total > maxBytes) throw new ApiError('TOO_LARGE', `the upload (${total} bytes) is larger than this node accepts (${maxBytes} bytes)`);
-  const paths = new FolderPaths(cfg.path);
-  await checkUploadTarget(paths, cfg, path);
-  const fs = await statfs(cfg.path);
-  if (declared > fs.bavail * fs.bsize) throw new ApiError('INSUFFICIENT_STORAGE', `not enough free space on the node for ${declared} bytes`);
+  const paths = await checkUploadable(services, cfg, path, total, declared);
 
   const resumable = expectedSha !== undefined;
   const tmp = join(cfg.path, resumable ? partialName(ctx.user!.name, folder, path, expectedSha, total) : `${UPLOAD_TMP_PREFIX}${randomBytes(8).toString('hex')}`);
@@ -237,6 +234,22 @@ export async function commitUpload(a: CommitArgs): Promise<boolean> {
   await tellEngine(services, folder, [path]);
   sendJson(ctx.res, existing ? 200 : 201, { folder, path, size, sha256, mtimeMs: st.mtimeMs, replaced: !!existing, resumedFrom: 0, ...a.detail });
   return true;
+}
+
+/**
+ * What an upload of `size` bytes to `path` must pass before its body is read: a running folder,
+ * the node's size limit, a target that can be a file, and free space for the `toCome` bytes
+ * still to arrive. Returns the folder's paths.
+ */
+export async function checkUploadable(services: ApiServices, cfg: FolderConfig, path: string, size: number, toCome: number): Promise<FolderPaths> {
+  if (!services.options.folderSync(cfg.id)) throw new ApiError('UNAVAILABLE', `folder ${cfg.id} is not running on this node`);
+  const maxBytes = services.options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD;
+  if (size > maxBytes) throw new ApiError('TOO_LARGE', `the upload (${size} bytes) is larger than this node accepts (${maxBytes} bytes)`);
+  const paths = new FolderPaths(cfg.path);
+  await checkUploadTarget(paths, cfg, path);
+  const fs = await statfs(cfg.path);
+  if (toCome > fs.bavail * fs.bsize) throw new ApiError('INSUFFICIENT_STORAGE', `not enough free space on the node for ${toCome} bytes`);
+  return paths;
 }
 
 /** Refuses an upload whose target is a directory, a symlink or under a non-directory. */

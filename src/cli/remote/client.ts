@@ -70,8 +70,7 @@ export class RemoteClient {
     const headers: OutgoingHttpHeaders = { accept: 'application/json', ...opts.headers };
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     if (Buffer.isBuffer(opts.body)) headers['content-length'] = opts.body.length;
-    const streamed = opts.body !== undefined && !Buffer.isBuffer(opts.body) ? opts.body : undefined;
-    if (streamed) headers.expect = '100-continue';
+    if (opts.body !== undefined && !Buffer.isBuffer(opts.body)) headers.expect = '100-continue';
     let req: ClientRequest | undefined;
     let fallback: NodeJS.Timeout | undefined;
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
@@ -91,11 +90,6 @@ export class RemoteClient {
       sent.on('response', (r) => {
         answered = true;
         clearTimeout(fallback);
-        // An answer before the whole body went out is a refusal: stop sending.
-        if (streamed && !sent.writableEnded) {
-          streamed.unpipe(sent);
-          streamed.destroy();
-        }
         resolve(r);
       });
       sent.on('error', (err) => {
@@ -127,7 +121,7 @@ export class RemoteClient {
     const ok = opts.accept ?? ((s: number) => s >= 200 && s < 300);
     if (!ok(res.statusCode ?? 0)) {
       const err = await errorFrom(res);
-      // A body cut off by a refusal leaves the request unfinished: close its connection.
+      // A refusal while the body is on its way: stop sending it (the request stays unfinished).
       if (!req!.writableEnded) req!.destroy();
       throw err;
     }
