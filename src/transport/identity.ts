@@ -4,8 +4,6 @@
  * losing or regenerating it makes the node a new device to all its peers. That is why this
  * module never overwrites an existing key or certificate and refuses a half-present pair.
  */
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 import { KeyObject, X509Certificate, createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { link, mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -28,9 +26,19 @@ const VALIDITY_YEARS = 20;
 /** X.520 upper bound for a common name. */
 const MAX_CN_LENGTH = 64;
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+/**
+ * The certificate library is loaded only to create an identity: it (with its ASN.1 schemas and
+ * reflect-metadata) costs a running node about 20 MB of memory it never needs again.
+ */
+async function certificateLibrary(): Promise<typeof import('@peculiar/x509')> {
+  await import('reflect-metadata');
+  const x509 = await import('@peculiar/x509');
+  x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+  return x509;
+}
 
 export async function createIdentity(name: string): Promise<Identity> {
+  const x509 = await certificateLibrary();
   const algorithm = { name: 'ECDSA', namedCurve: 'P-256' } as const;
   const keys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as CryptoKeyPair;
   // eslint-disable-next-line no-control-regex
