@@ -154,7 +154,7 @@ export function openApiDocument(): Record<string, unknown> {
         },
         head: { summary: 'as GET without the body', parameters: [pathParam], responses: { '200': { description: 'headers only' } } },
         put: {
-          summary: 'upload a file (created or replaced atomically; the old version goes to the version area)',
+          summary: 'upload a file (created or replaced atomically; the old version goes to the version area). Send Expect: 100-continue to have a refusal answered before the body is sent.',
           parameters: [
             pathParam,
             { name: 'X-Ferry-SHA256', in: 'header', description: 'SHA-256 of the whole file; a mismatch changes nothing (HASH_MISMATCH). Makes an interrupted upload resumable.', schema: { type: 'string' } },
@@ -168,7 +168,7 @@ export function openApiDocument(): Record<string, unknown> {
             '201': { description: 'created' },
             '409': errorResponse('target is a directory or not a regular file, or a resume from the wrong offset (CONFLICT; X-Ferry-Offset)'),
             '413': errorResponse('larger than the node accepts (TOO_LARGE)'),
-            '507': errorResponse('not enough disk space (INSUFFICIENT_STORAGE)'),
+            '507': errorResponse('not enough disk space for the declared size, or the disk filled up during the upload (INSUFFICIENT_STORAGE; the temporary file is removed)'),
             ...standardErrors,
           },
         },
@@ -180,20 +180,32 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/upload-plan/{path}': {
         post: {
-          summary: 'plan an upload that sends only the blocks the node lacks; then PUT /content/{path} with X-Ferry-Plan and the missing blocks as the body',
+          summary: 'plan an upload that sends only the blocks the node lacks; then PUT /content/{path} with X-Ferry-Plan and the missing blocks as the body. After an interrupted attempt the plan starts after the blocks the node kept (resumedFrom) and lists only the missing blocks after them.',
           parameters: [pathParam],
           requestBody: {
             required: true,
             content: { 'application/json': { schema: { type: 'object', required: ['size', 'sha256', 'blocks'], properties: { size: { type: 'integer' }, sha256: { type: 'string' }, blocks: { type: 'array', items: { type: 'object', properties: { hash: { type: 'string' }, size: { type: 'integer' } } } } } } } },
           },
-          responses: { '200': { description: '{plan, missing: [block indexes], missingBytes}' }, ...standardErrors },
+          responses: {
+            '200': { description: '{plan, missing: [block indexes], missingBytes, resumedFrom}' },
+            '409': errorResponse('the target is a directory or not a regular file (CONFLICT)'),
+            '413': errorResponse('larger than the node accepts (TOO_LARGE)'),
+            '507': errorResponse('not enough disk space (INSUFFICIENT_STORAGE)'),
+            ...standardErrors,
+          },
         },
       },
       '/uploads/{path}': {
         get: {
-          summary: 'how many bytes of an interrupted upload of this content the node holds',
+          summary: 'how many bytes of an interrupted upload of this content the node holds; refuses as the upload would (target, size limit, free space), so a client learns that before sending',
           parameters: [pathParam, { name: 'sha256', in: 'query', required: true, schema: { type: 'string' } }, { name: 'size', in: 'query', required: true, schema: { type: 'integer' } }],
-          responses: { '200': { description: '{offset}' }, ...standardErrors },
+          responses: {
+            '200': { description: '{offset}' },
+            '409': errorResponse('the target is a directory or not a regular file (CONFLICT)'),
+            '413': errorResponse('larger than the node accepts (TOO_LARGE)'),
+            '507': errorResponse('not enough disk space (INSUFFICIENT_STORAGE)'),
+            ...standardErrors,
+          },
         },
       },
       '/mkdir/{path}': {
