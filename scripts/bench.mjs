@@ -135,6 +135,13 @@ async function measured(tool, folder, fn) {
   const sampler = startRssSampler(() => tool.rssSides());
   let res;
   try { res = await fn(); } finally { res = { ...res, rss: sampler.stop().peak }; }
+  if (tool.kind !== 'live') {
+    // cp and rsync leave their data in the page cache; Ferry and Syncthing fsync before they
+    // rename. Untimed in the row, but noted: what it takes to have the same on disk.
+    const t = now();
+    await syncDisks();
+    res.flushMs = now() - t;
+  }
   if (tool.kind === 'live') {
     await tool.settle(folder, res.settle ?? {});
     res.wire = (await tool.wireBytes()) - bytes0;
@@ -390,6 +397,8 @@ function summarize(o, machine, cmdline, started, ferrySkip, tools) {
         const lag = ok.filter((r) => Number.isFinite(r.diskMs) && r.ms - r.diskMs > 50).map((r) => r.ms - r.diskMs);
         if (lag.length && t === 'syncthing') row.notes.push(`data on disk ${fmtMs(median(lag))} before REST completion`);
         for (const n of new Set(ok.map((r) => r.note).filter(Boolean))) row.notes.push(n);
+        const flush = ok.map((r) => r.flushMs).filter(Number.isFinite);
+        if (flush.length && s !== 5) row.notes.push(`then \`sync\` to disk: ${fmtMs(median(flush))} (Ferry and Syncthing fsync before they rename)`);
       }
       if (errs.length) row.notes.push(`**${rs.length - ok.length} of ${rs.length} runs failed**: ${errs.map((e) => e.replace(/\|/g, '\\|').replace(/\n/g, ' ')).join(' / ')}`);
       if (!ok.length && errs.length) row.time = 'failed';
