@@ -15,10 +15,16 @@
  * its length and send the rest with `Content-Range: bytes START-END/TOTAL`. Such partial files
  * are removed after PARTIAL_MAX_AGE_MS without activity, and at once when the whole file does
  * not match its hash. Without a claimed hash, an interrupted upload is simply discarded.
+ *
+ * Refusals come before the body: the checks that need none (checkUploadable; GET /uploads makes
+ * them too) run first, and a client that sent `Expect: 100-continue` is asked for its body only
+ * after them. A disk that fills up during the upload fails it with 507 and removes the
+ * temporary file.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { link, lstat, open, readdir, rename, rm, stat, statfs, utimes } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -143,7 +149,7 @@ export async function upload(ctx: RequestContext, services: ApiServices, rest: s
  * disk) rejects and leaves the rest of the body unread, so the caller can still answer: the
  * request is not destroyed with the file stream.
  */
-async function receiveBody(req: RequestContext['req'], file: string, flags: string, declared: number, hash: Hash): Promise<{ received: number; interrupted: boolean }> {
+async function receiveBody(req: IncomingMessage, file: string, flags: string, declared: number, hash: Hash): Promise<{ received: number; interrupted: boolean }> {
   let received = 0;
   let interrupted = false;
   const counter = new Transform({
@@ -175,7 +181,7 @@ async function receiveBody(req: RequestContext['req'], file: string, flags: stri
   return { received, interrupted };
 }
 
-/** Partial upload files some request is writing right now (one request per file at a time). */
+/** Marks a partial upload file as written by this request: one request per file at a time (else CONFLICT). */
 export function claimPartial(tmp: string, what: string): void {
   if (busy.has(tmp)) throw new ApiError('CONFLICT', `an upload of ${what} with these bytes is already running`);
   busy.add(tmp);

@@ -76,6 +76,7 @@ describe('remote transfers', () => {
 
     type Put = { files: { transferred: number; resumedFrom: number; reusedBytes: number; sha256: string }[] };
     const f = (await r.cli.json<Put>(r.alice, ['put', b, 'docs/'])).files[0]!;
+    console.log(`block upload of ${size} bytes, ${missingBytes} of them missing on the node: killed with ${held} bytes built; the resumed run sent ${f.transferred} bytes (from ${f.resumedFrom}, ${f.reusedBytes} reused)`);
     expect(f.resumedFrom).toBe(held);
     expect(f.transferred).toBe(rest);
     expect(f.resumedFrom + f.transferred + f.reusedBytes).toBe(size);
