@@ -25,7 +25,7 @@ beforeAll(async () => {
     try {
       execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${DISK}`, 'tmpfs', dir], { stdio: 'pipe' });
     } catch (err) {
-      throw new Error(`this test mounts a ${DISK / MiB} MiB tmpfs at ${dir} and must run as root: ${(err as { stderr?: Buffer }).stderr?.toString().trim() || String(err)}`);
+      throw new Error(`cannot mount the ${DISK / MiB} MiB tmpfs this test needs at ${dir} (it must run as root): ${(err as { stderr?: Buffer }).stderr?.toString().trim() || String(err)}`);
     }
     disk = dir;
   });
@@ -33,7 +33,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // The node holds the folder open: stop it before unmounting (the cluster removes the rest).
-  await r?.node.shutdown();
+  for (const n of (await cluster.ready).nodes) await n.shutdown();
   if (disk) execFileSync('umount', [disk]);
 });
 
