@@ -112,6 +112,9 @@ export async function* chunkFile(path: string, options: ChunkFileOptions = {}): 
 
       // Carry the unfinished chunk to the front of the next window (the same one when there is one).
       const next = (current + 1) % windows.length;
+      // A window that found no cut queued no batch, so the one still in flight may be hashing
+      // the very window the tail goes into: finish it first.
+      while (inFlight.length > 0 && inFlight[0]!.window === windows[next]) yield* emit(inFlight.shift()!, options);
       window.copy(windows[next]!, 0, start, filled);
       base += start;
       filled -= start;
