@@ -98,19 +98,15 @@ export class RemoteApi {
     this.services.search.close();
   }
 
-  /** The PeerServer request handler. Never throws; errors become JSON responses. */
-  handle(req: IncomingMessage, res: ServerResponse): void {
-    void this.dispatch(req, res, false);
-  }
-
   /**
-   * The handler for the HTTPS server's 'checkContinue' event (a request that sent `Expect:
-   * 100-continue`; without a listener node:http answers 100 at once). The client is asked for
-   * its body only once the request checked out (authentication, permission, path, target,
-   * size, free space), so a refused upload is answered before any of its body is sent.
+   * The PeerServer request handler. Never throws; errors become JSON responses.
+   * `expectsContinue`: the request sent `Expect: 100-continue` (the server's 'checkContinue'
+   * event). The client is then asked for its body only once the request checked out
+   * (authentication, permission, path, target, size, free space), so a refused upload is
+   * answered before any of its body is sent.
    */
-  handleContinue(req: IncomingMessage, res: ServerResponse): void {
-    void this.dispatch(req, res, true);
+  handle(req: IncomingMessage, res: ServerResponse, expectsContinue = false): void {
+    void this.dispatch(req, res, expectsContinue);
   }
 
   private async dispatch(req: IncomingMessage, res: ServerResponse, continuePending: boolean): Promise<void> {

@@ -1,6 +1,6 @@
 /**
  * `Expect: 100-continue` on uploads, over a loopback server wired as the node's HTTPS server
- * should be (RemoteApi.handleContinue on 'checkContinue'): a refused upload is answered before
+ * should be (RemoteApi.handle on 'checkContinue'): a refused upload is answered before
  * the client sends any of its body, an accepted one is asked for it; a client that sends its
  * body regardless has its connection closed after DISCARD_LIMIT bytes instead of being read to
  * the end.
@@ -91,7 +91,7 @@ beforeAll(async () => {
   api = RemoteApi.open({ databaseFile: db, folderSync: (id) => (id === 'docs' ? stubSync : undefined), logger: silent, maxUploadBytes: MAX_UPLOAD });
   server = createServer();
   server.on('request', (req, res) => api.handle(req, res));
-  server.on('checkContinue', (req, res) => api.handleContinue(req, res));
+  server.on('checkContinue', (req, res) => api.handle(req, res, true));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   port = (server.address() as AddressInfo).port;
 });

@@ -55,7 +55,7 @@ export interface RequestContext {
   token?: string;
   /**
    * The client sent `Expect: 100-continue` and waits to be asked for its body (see
-   * RemoteApi.handleContinue): a refusal now is answered before any of the body is sent.
+   * RemoteApi.handle with expectsContinue): a refusal now is answered before any of the body is sent.
    */
   continuePending?: boolean;
 }

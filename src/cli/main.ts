@@ -124,7 +124,7 @@ program
         },
       });
       const api = RemoteApi.open({ databaseFile: databasePath(home), folderSync: (id) => node?.folderSync(id), logger: logger.child({ component: 'api' }) });
-      node = await FerryNode.start({ home, host, port, logger, handleRequest: (req, res) => api.handle(req, res) });
+      node = await FerryNode.start({ home, host, port, logger, handleRequest: (req, res, expectsContinue) => api.handle(req, res, expectsContinue) });
       if (json) printJson({ deviceId: node.deviceId, listen: node.address });
       else {
         printLine(`Ferry node ${node.name}`);

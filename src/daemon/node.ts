@@ -40,7 +40,7 @@ export interface NodeOptions {
   /** Time for the node's timers (dial back-off, retries, rescans); simulations run it faster. */
   readonly clock?: Clock;
   /** Plain HTTPS requests on the node's port (the REST API), for the real TLS network. */
-  readonly handleRequest?: (req: IncomingMessage, res: ServerResponse) => void;
+  readonly handleRequest?: (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => void;
 }
 
 const DIAL_TICK_MS = 1000;

@@ -35,8 +35,12 @@ export interface PeerServerOptions extends ConnectionOptions {
   onConnection(connection: WsPeerConnection): void;
   /** A device that authorize refused, e.g. to offer it to the user as "pending". */
   onRefused?(deviceId: string, remoteAddress: string): void;
-  /** Plain HTTP requests (anything that is not a peer upgrade). Default: 404 JSON. */
-  handleRequest?(req: IncomingMessage, res: ServerResponse): void;
+  /**
+   * Plain HTTP requests (anything that is not a peer upgrade). Default: 404 JSON.
+   * `expectsContinue`: the client sent `Expect: 100-continue` and waits for `res.writeContinue()`
+   * before sending its body, so a request the handler refuses costs no body.
+   */
+  handleRequest?(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void;
   /** WebSocket upgrades on paths other than PEER_PATH. Default: 404. */
   handleUpgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
 }
@@ -68,7 +72,8 @@ export class PeerServer {
       minVersion: 'TLSv1.3',
     });
     const peerServer = new PeerServer(server, options);
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => peerServer.#request(req, res));
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => peerServer.#request(req, res, false));
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => peerServer.#request(req, res, true));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void peerServer.#upgrade(req, socket, head));
     server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
       peerServer.#log.debug({ err, remoteAddress: socket.remoteAddress }, `TLS handshake failed: ${err.message}`);
@@ -116,14 +121,14 @@ export class PeerServer {
     clearTimeout(grace);
   }
 
-  #request(req: IncomingMessage, res: ServerResponse): void {
+  #request(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
     const handler = this.#options.handleRequest;
     if (handler === undefined) {
       sendJsonError(res, 404, 'NOT_FOUND', `no such resource: ${req.method} ${req.url}`);
       return;
     }
     try {
-      handler(req, res);
+      handler(req, res, expectsContinue);
     } catch (err) {
       this.#log.error({ err }, `request handler failed: ${errorMessage(err)}`);
       if (!res.headersSent) sendJsonError(res, 500, 'IO_ERROR', 'internal error');

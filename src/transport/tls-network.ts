@@ -16,7 +16,7 @@ export class TlsNetwork implements Network {
     private readonly listenOn: { host: string; port: number },
     private readonly logger: Logger,
     /** Plain HTTP requests on the same port (the REST API); see PeerServerOptions.handleRequest. */
-    private readonly handleRequest?: (req: IncomingMessage, res: ServerResponse) => void,
+    private readonly handleRequest?: (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => void,
   ) {}
 
   async listen(handlers: AcceptHandlers): Promise<NetworkListener> {

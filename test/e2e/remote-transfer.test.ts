@@ -4,6 +4,7 @@
  * limit set with `ferry cache limit` is remembered and used by later downloads.
  */
 import { spawn } from 'node:child_process';
+import * as https from 'node:https';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -123,6 +124,36 @@ describe('remote transfers', () => {
     }
   }, 120_000);
 
+  it('answers an upload that sent Expect: 100-continue before asking for its body', async () => {
+    // Raw HTTPS, so the test sees whether the node sent "100 Continue": node:http sends it by
+    // itself unless the node routes the 'checkContinue' event to the API.
+    const put = (urlPath: string, token?: string) =>
+      new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
+        const req = https.request({
+          host: '127.0.0.1', port: r.node.port, method: 'PUT', path: urlPath, rejectUnauthorized: false,
+          headers: { expect: '100-continue', 'content-length': '5', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        });
+        let continued = false;
+        req.on('continue', () => {
+          continued = true;
+          req.end('hello');
+        });
+        req.on('response', (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, continued }));
+        });
+        req.on('error', reject);
+        req.flushHeaders();
+      });
+    expect(await put('/api/v1/content/docs/expect-refused.txt')).toEqual({ status: 401, continued: false });
+    const login = await fetchJson(`https://127.0.0.1:${r.node.port}/api/v1/login`, { user: 'alice', password: ALICE_PASSWORD });
+    await r.cli.ok(r.alice, ['mkdir', 'docs/expect-dir']);
+    expect(await put('/api/v1/content/docs/expect-dir', login.token)).toEqual({ status: 409, continued: false });
+    expect(await put('/api/v1/content/docs/expect-ok.txt', login.token)).toEqual({ status: 201, continued: true });
+    await waitFor(async () => (await fsp.readFile(r.node.file('docs', 'expect-ok.txt'), 'utf8').catch(() => '')) === 'hello' || undefined, { message: 'uploaded file on the node' });
+    expect(await exists(r.node.file('docs', 'expect-refused.txt'))).toBe(false);
+  });
+
   it('remembers the cache limit set with `ferry cache limit`, and later downloads keep to it', async () => {
     const size = 8 * MiB;
     const src = path.join(r.scratch, 'cached', 'c.bin');
@@ -172,3 +203,15 @@ describe('remote transfers', () => {
     expect((await stats()).limit).toBe(64 * MiB);
   }, 120_000);
 });
+
+/** POSTs JSON to the node (self-signed certificate) and returns the JSON answer. */
+function fetchJson(url: string, body: unknown): Promise<{ token: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => resolve(JSON.parse(text)));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
