@@ -4,7 +4,7 @@
  * that a same-size edit within the timestamp granularity could hide (git's "racy" rule).
  * A scan can cover the whole folder or only some paths (from the watcher).
  */
-import { constants, lstatSync, readdirSync, readlinkSync, type Dirent } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { chunkFile, chunkSmallFile } from '../chunker/chunk-file.js';
 import { chunkParamsFor } from '../chunker/fastcdc.js';
@@ -16,7 +16,6 @@ import { bumpVersion } from '../core/version-vector.js';
 import type { ScanLookup } from '../index-store/scan-view.js';
 import type { LocalEntry, ScanEntry, StatKey } from '../index-store/sqlite-index-store.js';
 import type { FolderContext } from './folder-context.js';
-import { lstatMany, type EntryStat } from './parallel-lstat.js';
 
 /** Files modified less than this before they were scanned are hashed again next time. */
 const RACY_WINDOW_MS = 2000;
@@ -117,7 +116,7 @@ export class Scanner {
     const walk = new Walk(this.ctx, known);
     for (const root of roots) {
       if (root === '') {
-        await walk.all();
+        walk.dir('');
         continue;
       }
       // A new file in a new directory: the directory needs its record too.
@@ -272,64 +271,6 @@ class Walk {
     }
   }
 
-  /**
-   * The whole folder, in two passes: list every directory (readdir gives each entry's type, so
-   * the walk needs no stat to know where to descend), then stat every entry on two cores
-   * (`lstatMany`) and compare with the index, in the listing's order.
-   */
-  async all(): Promise<void> {
-    const listed: { path: string; type: FileType }[] = [];
-    this.list('', listed);
-    const stats = await lstatMany(listed.map((e) => `${this.ctx.root}/${e.path}`));
-    listed.forEach(({ path, type }, i) => {
-      const stat = stats.at(i);
-      if (stat === undefined) return; // gone since it was listed
-      if (stat instanceof Error) return this.skip(path, `cannot read: ${stat.message}`);
-      // Replaced by another type between the two passes: left alone until the watcher's scan.
-      if (typeOf(stat) !== type) return void this.skipped.add(path);
-      this.classify(path, type, stat);
-    });
-  }
-
-  /** Appends the entries under `rel` to `out` (pre-order), skipping what is not synced. */
-  private list(rel: string, out: { path: string; type: FileType }[]): void {
-    let entries: Dirent[];
-    try {
-      entries = readdirSync(rel ? join(this.ctx.root, rel) : this.ctx.root, { withFileTypes: true });
-    } catch (err) {
-      if (rel) this.skipped.add(rel);
-      this.errors.push({ path: rel || '.', message: `cannot list directory: ${errorMessage(err)}` });
-      return;
-    }
-    for (const entry of entries) {
-      const name = entry.name;
-      const path = rel ? `${rel}/${name}` : name;
-      if (DOWNLOAD_TEMP.test(name)) {
-        this.downloadTemps.push(path);
-        continue;
-      }
-      const problem = nameProblem(name, path);
-      if (problem) {
-        this.skip(path, problem);
-        continue;
-      }
-      let type: FileType | undefined = entry.isFile() ? 'file' : entry.isDirectory() ? 'dir' : entry.isSymbolicLink() ? 'symlink' : undefined;
-      const special = entry.isBlockDevice() || entry.isCharacterDevice() || entry.isFIFO() || entry.isSocket();
-      if (!type && !special) {
-        // A file system that does not report types in directory listings: ask lstat.
-        const stat = lstatSync(join(this.ctx.root, path), { throwIfNoEntry: false });
-        type = stat && typeOf(stat);
-      }
-      if (!type) continue; // sockets, FIFOs, devices: not synced
-      if (this.ctx.ignore.ignores(path, type === 'dir')) {
-        this.skipped.add(path);
-        continue;
-      }
-      out.push({ path, type });
-      if (type === 'dir') this.list(path, out);
-    }
-  }
-
   /** Scans one path given by the caller (a watcher event or a root), checking all of it. */
   entry(rel: string, recurse = true): void {
     let path: string;
@@ -351,18 +292,12 @@ class Walk {
   private checkedEntry(path: string, recurse: boolean): void {
     const stat = lstatSync(`${this.ctx.root}/${path}`, { throwIfNoEntry: false });
     if (!stat) return;
-    const type = typeOf(stat);
+    const type: FileType | undefined = stat.isFile() ? 'file' : stat.isDirectory() ? 'dir' : stat.isSymbolicLink() ? 'symlink' : undefined;
     if (!type) return; // sockets, FIFOs, devices: not synced
     if (this.ctx.ignore.ignores(path, type === 'dir')) {
       this.skipped.add(path);
       return;
     }
-    this.classify(path, type, stat);
-    if (type === 'dir' && recurse) this.dir(path);
-  }
-
-  /** Compares one entry on disk, not ignored, with the index. */
-  private classify(path: string, type: FileType, stat: EntryStat): void {
     this.seen.add(path);
     const existing = this.known(path);
     const live = existing && !existing.record.deleted ? existing : undefined;
@@ -378,6 +313,7 @@ class Walk {
       } else if (!live.stat || !sameStat(live.stat, stat)) {
         this.statOnly.set(path, statKey(stat));
       }
+      if (recurse) this.dir(path);
       return;
     }
     let target: string;
@@ -392,7 +328,7 @@ class Walk {
     }
   }
 
-  private newEntry(path: string, type: FileType, stat: EntryStat, existing: ScanEntry | undefined, target?: string): LocalEntry {
+  private newEntry(path: string, type: FileType, stat: Stats, existing: ScanEntry | undefined, target?: string): LocalEntry {
     const record: FileRecord = {
       path,
       type,
@@ -422,17 +358,7 @@ export function deletedRecord(r: FileRecord, shortId: string): FileRecord {
   };
 }
 
-/** The synced type of an entry, from its mode; undefined for sockets, FIFOs and devices. */
-function typeOf(s: EntryStat): FileType | undefined {
-  switch (s.mode & constants.S_IFMT) {
-    case constants.S_IFREG: return 'file';
-    case constants.S_IFDIR: return 'dir';
-    case constants.S_IFLNK: return 'symlink';
-    default: return undefined;
-  }
-}
-
-export function statKey(s: EntryStat): StatKey {
+export function statKey(s: Stats): StatKey {
   return { size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino };
 }
 
