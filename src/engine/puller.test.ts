@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isFerryError } from '../core/errors.js';
@@ -218,6 +218,42 @@ describe('applying files', () => {
     await puller.apply(target, undefined, false);
     expect(fetcher.calls.map((c) => c.offset).sort((a, b) => a - b)).toEqual([100, 200]);
     expect(readFileSync(abs('short.bin')).equals(data)).toBe(true);
+  });
+
+  it('a read-only target gets its exact mode and mtime, and an interrupted download of it still resumes', async () => {
+    const data = seededBytes(300, 33);
+    indexLocal('first-block.bin', data.subarray(0, 100), [100]); // block 0 comes from here
+    const target = recordFor('ro.bin', data, [100, 100, 100], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1', mode: 0o444, mtimeMs: MTIME });
+    fetcher.add(data, target.blocks);
+    fetcher.corrupt.set(target.blocks[2]!.hash.toString('hex'), Buffer.alloc(100));
+    await expect(puller.apply(target, undefined, false)).rejects.toMatchObject({ code: 'HASH_MISMATCH' });
+    const temp = join(t.root, tempName('ro.bin'));
+    expect(statSync(temp).mode & 0o600).toBe(0o600); // still writable by its owner
+    fetcher.corrupt.clear();
+    fetcher.calls.length = 0;
+    await puller.apply(target, undefined, false);
+    expect(puller.stats.blocksFromTemp).toBe(1);
+    expect(fetcher.calls.map((c) => c.offset)).toEqual([100, 200]);
+    expect(readFileSync(abs('ro.bin')).equals(data)).toBe(true);
+    const st = statSync(abs('ro.bin'));
+    expect(st.mode & 0o7777).toBe(0o444);
+    expect(st.mtimeMs).toBe(MTIME);
+  });
+
+  it('a link planted at the temporary name is not followed', async () => {
+    const data = seededBytes(100, 34);
+    const target = recordFor('linked.bin', data, [100], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1' });
+    fetcher.add(data, target.blocks);
+    const outside = join(dirname(t.root), `outside-${process.pid}.bin`);
+    writeFileSync(outside, 'keep me');
+    try {
+      symlinkSync(outside, join(t.root, tempName('linked.bin')));
+      await expect(puller.apply(target, undefined, false)).rejects.toThrow();
+      expect(readFileSync(outside, 'utf8')).toBe('keep me');
+      expect(existsSync(abs('linked.bin'))).toBe(false);
+    } finally {
+      rmSync(outside, { force: true });
+    }
   });
 
   it('a failing fetch leaves no file under the real name, and a retry completes it', async () => {
