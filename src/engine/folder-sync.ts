@@ -312,7 +312,8 @@ export class FolderSync {
     this.schedulePull();
   }
 
-  private evaluate(path: string): void {
+  /** Decides what `path` needs and updates `need`; returns the local entry it decided on. */
+  private evaluate(path: string): LocalEntry | undefined {
     const devices = new Set(this.options.devices());
     const local = this.localEntry(path);
     const remotes = this.ctx.store
@@ -323,7 +324,7 @@ export class FolderSync {
     if (this.ctx.ignore.ignores(path, type === 'dir')) {
       this.need.delete(path);
       this.errors.delete(path);
-      return;
+      return local;
     }
     const d = decide(local?.record, remotes);
     if (d.kind === 'none') {
@@ -334,6 +335,7 @@ export class FolderSync {
       this.errors.delete(path);
       if (before?.kind === 'apply') this.puller.discardTemp(path);
     } else this.need.set(path, d);
+    return local;
   }
 
   private schedulePull(): void {
@@ -393,12 +395,11 @@ export class FolderSync {
   }
 
   private async pullOneAsync(path: string): Promise<boolean> {
-    this.evaluate(path);
+    const local = this.evaluate(path);
     const d = this.need.get(path);
     if (!d) return false;
     if (d.kind === 'adopt') return this.pullOne(path);
     if (d.kind !== 'apply') return false;
-    const local = this.localEntry(path);
     try {
       const { entry, extraScan } = await this.puller.apply(d.record, local, d.conflictCopy);
       this.queueCommit(entry);
