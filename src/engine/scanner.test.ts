@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { FileRecord } from '../core/file-record.js';
 import { compareVersions } from '../core/version-vector.js';
+import { IgnoreRules } from './ignore-rules.js';
 import { Scanner, sameStat, statKey } from './scanner.js';
 import { makeTestFolder, seededBytes, sha256, type TestFolder } from './test-support.js';
 
@@ -203,6 +204,32 @@ describe('rescans', () => {
     expect(result.changed.map((r) => r.path).sort()).toEqual(['d', 'ln']);
     expect(local('ln')!.symlinkTarget).toBe('two');
     expect(local('d')!.mode).toBe(0o700);
+  });
+});
+
+describe('large folders', () => {
+  it('finds exactly what changed among 4,600 entries, and leaves ignored directories alone', async () => {
+    for (let d = 0; d < 45; d++) for (let f = 0; f < 100; f++) write(`d${d}/f${f}.txt`, `file ${d}/${f}\n`, { mtime: OLD });
+    write('.ferryignore', 'cache/\n', { mtime: OLD });
+    for (let f = 0; f < 60; f++) write(`cache/c${f}`, 'cached\n', { mtime: OLD });
+    t.ctx.ignore = IgnoreRules.load(t.root);
+    const first = await scanner.scanAll();
+    expect(first.errors).toEqual([]);
+    expect(first.entries).toBe(45 * 100 + 45);
+    expect(first.changed.filter((r) => r.path.startsWith('cache'))).toEqual([]);
+
+    write('d7/f7.txt', 'edited\n', { mtime: OLD + 5 });
+    unlinkSync(join(t.root, 'd8/f8.txt'));
+    write('d9/new.txt', 'new\n', { mtime: OLD });
+    chmodSync(join(t.root, 'd10'), 0o700);
+    rmSync(join(t.root, 'cache'), { recursive: true });
+    const again = await scanner.scanAll();
+    expect(again.errors).toEqual([]);
+    expect(again.changed.map((r) => [r.path, r.deleted]).sort()).toEqual([['d10', false], ['d7/f7.txt', false], ['d8/f8.txt', true], ['d9/new.txt', false]]);
+    expect(again.hashed).toBe(2);
+    expect(local('d7/f7.txt')!.size).toBe(7);
+    expect(local('d10')!.mode).toBe(0o700);
+    expect((await scanner.scanAll()).changed).toEqual([]);
   });
 });
 
