@@ -121,7 +121,8 @@ export class Puller {
     const offsets = blockOffsets(target.blocks);
     const { file, resumed, present } = this.openTemp(temp, target, offsets, abs, local, current);
     try {
-      if (resumed || present.size > 0) file.truncate(target.size);
+      // Sized up front (a leftover cut to size); a single block sets the size by itself.
+      if (resumed || present.size > 0 || target.blocks.length > 1) file.truncate(target.size);
       const missing: number[] = [];
       for (let i = 0; i < target.blocks.length; i++) {
         if (present.has(i)) continue;
