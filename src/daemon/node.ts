@@ -327,11 +327,15 @@ export class FerryNode {
     const connected = devices
       .map((d) => this.peers.get(d)?.session)
       .filter((s): s is PeerSession => s !== undefined && !s.conn.closed);
+    // Which peers announced this very content decides whom to ask first; with one peer
+    // connected there is no choice to make (and no index lookup per file to pay for).
     const holders = new Set(
-      this.store
-        .remoteFor(folderId, record.path)
-        .filter((r) => sameContent(r.record, record))
-        .map((r) => r.device),
+      connected.length < 2
+        ? connected.map((s) => s.deviceId)
+        : this.store
+            .remoteFor(folderId, record.path)
+            .filter((r) => sameContent(r.record, record))
+            .map((r) => r.device),
     );
     const ordered = [...connected.filter((s) => holders.has(s.deviceId)), ...connected.filter((s) => !holders.has(s.deviceId))];
     const spread = Math.max(1, connected.filter((s) => holders.has(s.deviceId)).length);

@@ -44,10 +44,21 @@ describe('serving blocks to peers', () => {
       blocks: blocks.map((b) => ({ size: b.size, hash: b.hash.toString('hex') })),
     });
     const offsets = blockOffsets(current.blocks);
-    const data = folder.serveRange(range(current.blocks.slice(1, 3), offsets[1]!));
+    const data = await folder.serveRange(range(current.blocks.slice(1, 3), offsets[1]!));
     const want = v2.subarray(offsets[1]!, offsets[3] ?? v2.length);
     expect(data.equals(want)).toBe(true);
 
-    expect(() => folder.serveRange(range(old.blocks.slice(0, 1), 0))).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
+    await expect(folder.serveRange(range(old.blocks.slice(0, 1), 0))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('serves a large range read in the thread pool, and nothing once the file changed on disk', async () => {
+    const data = seededBytes(2 * 1024 * 1024 + 5, 3);
+    writeFileSync(join(t.root, 'big.bin'), data);
+    await folder.scanNow();
+    const rec = t.store.getLocal('f1', 'big.bin')!.record;
+    const req = { type: 'range' as const, folder: 'f1', path: 'big.bin', offset: 0, blocks: rec.blocks.map((b) => ({ size: b.size, hash: b.hash.toString('hex') })) };
+    expect((await folder.serveRange(req)).equals(data)).toBe(true);
+    writeFileSync(join(t.root, 'big.bin'), seededBytes(data.length, 4)); // not rescanned
+    await expect(folder.serveRange(req)).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 });

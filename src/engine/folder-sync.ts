@@ -5,6 +5,7 @@
  * pulls of one folder run one at a time, so they never race each other on the same path.
  */
 import { closeSync, fstatSync, openSync, rmSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
 import { errorMessage, FerryError, isFerryError } from '../core/errors.js';
@@ -22,6 +23,9 @@ import { Scanner, sameStat, statKey, type ChangedRecord, type ScanSummary } from
 import { FolderWatcher } from './watcher.js';
 
 export type FolderState = 'scanning' | 'syncing' | 'idle' | 'error';
+
+/** Ranges this large are read in the thread pool; small ones cost less read in place. */
+const POOL_READ_BYTES = 256 * 1024;
 
 export interface FolderStatus {
   readonly state: FolderState;
@@ -205,11 +209,11 @@ export class FolderSync {
    * Reads consecutive blocks for a peer: in one read when the file is unchanged since it was
    * indexed, else block by block from wherever the index has them.
    */
-  serveRange(req: RangeRequest): Buffer {
+  async serveRange(req: RangeRequest): Promise<Buffer> {
     const total = req.blocks.reduce((n, b) => n + b.size, 0);
     const meta = this.ctx.store.getLocalMeta(this.id, req.path);
     if (meta && !meta.deleted && meta.type === 'file' && meta.stat && this.indexedAt(req)) {
-      const data = this.readBlock(req.path, req.offset, total, meta.stat);
+      const data = total >= POOL_READ_BYTES ? await this.readRange(req.path, req.offset, total, meta.stat) : this.readBlock(req.path, req.offset, total, meta.stat);
       if (data) return data;
     }
     let offset = req.offset;
@@ -233,6 +237,27 @@ export class FolderSync {
       offset += b.size;
       return ok;
     });
+  }
+
+  /** `readBlock` with the read itself in the thread pool: the sender's main thread has TLS to do. */
+  private async readRange(path: string, offset: number, size: number, expected: StatKey): Promise<Buffer | undefined> {
+    let file: FileHandle | undefined;
+    try {
+      file = await open(this.ctx.paths.resolve(path), 'r');
+      if (!sameStat(expected, statKey(await file.stat()))) return undefined;
+      const data = Buffer.allocUnsafe(size);
+      let done = 0;
+      while (done < size) {
+        const { bytesRead } = await file.read(data, done, size - done, offset + done);
+        if (bytesRead === 0) return undefined;
+        done += bytesRead;
+      }
+      return data;
+    } catch {
+      return undefined;
+    } finally {
+      await file?.close();
+    }
   }
 
   /** Reads `size` bytes at `offset`; with `expected`, only if the file's stat still matches. */

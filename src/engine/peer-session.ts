@@ -93,7 +93,7 @@ export class PeerSession {
   private async handleRequest(m: Message): Promise<Message> {
     if (m.header.type === 'range') {
       const req = parseRangeRequest(m.header);
-      return { header: { type: 'range' }, payload: this.sharedFolder(req.folder).serveRange(req) };
+      return { header: { type: 'range' }, payload: await this.sharedFolder(req.folder).serveRange(req) };
     }
     if (m.header.type !== 'block') throw new FerryError('INVALID_MESSAGE', `unknown request type ${JSON.stringify(m.header.type)}`);
     const req = parseBlockRequest(m.header);
