@@ -266,7 +266,10 @@ async function runPairScenarios(toolName, runIdx, ctx, pairScenarios) {
   let tool = null;
   const state = { s1: false };
   const fresh = async () => {
-    if (tool) { await tool.teardown(); noteProblems(tool); if (!opts.keep) fs.rmSync(tool.root, { recursive: true, force: true }); }
+    // Trees are deleted only after the whole run: on this file system (mounted with discard)
+    // deleting a 1 GiB file or 10,000 files slows the file creation that follows for seconds,
+    // which would land in the next tool's measurement.
+    if (tool) { await tool.teardown(); noteProblems(tool); }
     const root = path.join(ctx.runDir, `${toolName}-${seq++}`);
     fs.mkdirSync(root, { recursive: true });
     tool = makeTool(toolName, root, { watchDelayS: opts.stWatchDelay });
@@ -311,7 +314,6 @@ async function runPairScenarios(toolName, runIdx, ctx, pairScenarios) {
   }
   await tool.teardown();
   noteProblems(tool);
-  if (!opts.keep) fs.rmSync(tool.root, { recursive: true, force: true });
 }
 
 async function runRescan(toolName, ctx) {
@@ -546,7 +548,11 @@ async function main() {
       ctx.data.treeSizes = treeSizes(ctx.data.tree);
     }
     for (const t of toolOrder) await runPairScenarios(t, r, ctx, pairScenarios);
-    if (!opts.keep) fs.rmSync(ctx.runDir, { recursive: true, force: true });
+    if (!opts.keep) {
+      fs.rmSync(ctx.runDir, { recursive: true, force: true });
+      await syncDisks();
+      await sleep(5000); // let the discards of the deletion settle before the next run
+    }
   }
   if (opts.only.includes(5)) {
     ctx.data.rescan = path.join(tmpRoot, 's5-data');
