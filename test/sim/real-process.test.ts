@@ -112,7 +112,8 @@ describe('simulation with real processes, kill -9 and restarts', () => {
         note('== restarted every node; waiting for convergence');
         await waitConverged(nodes, FOLDER, { timeoutMs: 120_000 });
         const all = checkInvariants(view, oracle, cache, {
-          homeEntries: /^(identity|[\w.-]+\.db(-wal|-shm|-journal)?)$/,
+          // The identity, the databases and the running node's control socket.
+          homeEntries: /^(identity|control\.sock|[\w.-]+\.db(-wal|-shm|-journal)?)$/,
           knownPaths: oracle.paths,
         });
         canaries.forEach((d, i) => {
