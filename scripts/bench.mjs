@@ -348,7 +348,7 @@ async function runRescan(toolName, ctx) {
       try { r = tool.kind === 'push' ? await tool.sync('s5', { dryRun: true }) : await tool.rescan('s5', { files }); }
       finally { r = { ...r, rss: sampler.stop().peak }; }
       results.push({ scenario: 5, tool: toolName, run: i, ms: r.ms, wire: tool.kind === 'push' ? r.wire : null, rss: r.rss,
-        note: [firstNote, r.note].filter(Boolean).join('; ') });
+        note: [firstNote, r.note].filter(Boolean).join('; '), ownMs: r.ownMs });
       log(`scenario 5: ${toolName}: run ${i}: ${fmtMs(r.ms)}, peak RSS ${fmtBytes(r.rss)}`);
     }
   } catch (e) {
@@ -399,6 +399,8 @@ function summarize(o, machine, cmdline, started, ferrySkip, tools) {
         const lag = ok.filter((r) => Number.isFinite(r.diskMs) && r.ms - r.diskMs > 50).map((r) => r.ms - r.diskMs);
         if (lag.length && t === 'syncthing') row.notes.push(`data on disk ${fmtMs(median(lag))} before REST completion`);
         for (const n of new Set(ok.map((r) => r.note).filter(Boolean))) row.notes.push(n);
+        const own = ok.map((r) => r.ownMs).filter(Number.isFinite);
+        if (own.length) row.notes.push(`the node's own scan time: ${own.map(fmtMs).join(', ')}`);
         const flush = ok.map((r) => r.flushMs).filter(Number.isFinite);
         if (flush.length && s !== 5) row.notes.push(`then \`sync\` to disk: ${fmtMs(median(flush))} (Ferry and Syncthing fsync before they rename)`);
       }

@@ -377,10 +377,10 @@ export class FerryTool {
     const { folders } = await controlRequest(path.join(node.home, 'control.sock'), `/v1/rescan?folder=${encodeURIComponent(f)}`);
     const ms = now() - t0;
     const scan = folders.find((x) => x.id === f);
-    const notes = [`node's own scan time ${fmtMsShort(scan.ms)}`];
+    const notes = [];
     if (scan.hashed || scan.changed) notes.push(`hashed ${scan.hashed}, changed ${scan.changed}`);
     if (files !== undefined && scan.entries < files) notes.push(`the scan saw ${scan.entries} entries for ${files} files`);
-    return { ms, note: notes.join('; ') };
+    return { ms, note: notes.join('; '), ownMs: scan.ms };
   }
   async waitLocalFiles(f, files, timeoutMs) { await this.settle(f, { files, timeoutMs }); }
   /** Stops a node with SIGINT (the documented clean stop) and notes it if the exit was not clean. */
@@ -434,5 +434,3 @@ function controlRequest(socketPath, urlPath) {
     req.end();
   });
 }
-
-const fmtMsShort = (ms) => `${(ms / 1000).toFixed(2)} s`;
