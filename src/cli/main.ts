@@ -122,7 +122,7 @@ program
           if (!node) throw new FerryError('NOT_RUNNING', 'the node is still starting (scanning its folders); try again in a moment');
           return node.rescan(ids);
         },
-      });
+      }, logger);
       const api = RemoteApi.open({ databaseFile: databasePath(home), folderSync: (id) => node?.folderSync(id), logger: logger.child({ component: 'api' }) });
       node = await FerryNode.start({ home, host, port, logger, handleRequest: (req, res, expectsContinue) => api.handle(req, res, expectsContinue) });
       if (json) printJson({ deviceId: node.deviceId, listen: node.address });
@@ -138,7 +138,7 @@ program
         logger.info({ signal }, 'stopping');
         await node!.stop();
         api.close();
-        await control.close();
+        await control?.close();
         process.exit(0);
       };
       process.on('SIGINT', () => void stop('SIGINT'));

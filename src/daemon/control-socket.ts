@@ -26,10 +26,17 @@ export interface ControlHandlers {
 export class ControlSocket {
   private constructor(private readonly server: Server, private readonly path: string) {}
 
-  /** Listens on the home's socket; refuses when another node runs with the same home. */
-  static async listen(home: string, handlers: ControlHandlers): Promise<ControlSocket> {
+  /**
+   * Listens on the home's socket; refuses when another node runs with the same home. A home
+   * whose path is too long for a Unix socket gets no control socket (undefined): the node runs,
+   * without `folder rescan` and without that check.
+   */
+  static async listen(home: string, handlers: ControlHandlers, logger?: { warn(msg: string): void }): Promise<ControlSocket | undefined> {
     const path = controlSocketPath(home);
-    checkLength(path);
+    if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
+      logger?.warn(`the home directory path is too long for a control socket (${path}); \`ferry folder rescan\` will not reach this node`);
+      return undefined;
+    }
     if (existsSync(path)) {
       if (await answers(path)) throw new FerryError('ALREADY_RUNNING', `another Ferry node is running with the home ${home}`);
       unlinkSync(path); // left behind by a node that did not stop cleanly

@@ -228,4 +228,18 @@ describe('ferry command line', () => {
     expect(jsonError(stopped)).toMatchObject({ code: 'NOT_RUNNING' });
     expect(jsonError(stopped).message).toContain('ferry start');
   }, 90_000);
+
+  it('a node whose home path is too long for a control socket still runs, and says what it lacks', async () => {
+    const c = cluster.get();
+    const n = await c.createNode('longhome');
+    const home = path.join(n.dir, 'a-home-directory-with-a-name-long-enough'.repeat(3));
+    const r = await runFerry(home, ['start', '--listen', `127.0.0.1:${n.port}`], { sandbox: n.dir, timeoutMs: 6000 });
+    const out = r.stdout + r.stderr;
+    expect(r.signal, describeRun(r, 'the node must keep running until the test stops it')).toBe('SIGKILL');
+    expect(out).toContain('Listening on 127.0.0.1:');
+    expect(out).toContain('too long for a control socket');
+    const rescan = await runFerry(home, ['folder', 'rescan', '--json'], { sandbox: n.dir });
+    expect(rescan.code).not.toBe(0);
+    expect(jsonError(rescan).message).toContain('too long for the control socket');
+  }, 60_000);
 });
