@@ -340,7 +340,7 @@ export class FerryNode {
     const ordered = [...connected.filter((s) => holders.has(s.deviceId)), ...connected.filter((s) => !holders.has(s.deviceId))];
     const spread = Math.max(1, connected.filter((s) => holders.has(s.deviceId)).length);
     return {
-      fetch: async (blocks: readonly BlockRef[], offset: number, attempt: number): Promise<Buffer> => {
+      fetch: async (blocks: readonly BlockRef[], offset: number, attempt: number): Promise<{ data: Buffer; from: string }> => {
         const header = {
           type: 'range',
           folder: folderId,
@@ -354,7 +354,7 @@ export class FerryNode {
           const session = ordered[(first + i) % ordered.length]!;
           if (session.conn.closed) continue;
           try {
-            return (await session.conn.request({ header })).payload ?? Buffer.alloc(0);
+            return { data: (await session.conn.request({ header })).payload ?? Buffer.alloc(0), from: session.deviceId };
           } catch (err) {
             lastError = err;
           }

@@ -12,7 +12,7 @@ beforeEach(async () => {
   t = makeTestFolder('f1', 'LOCAL01');
   folder = new FolderSync(t.ctx, {
     devices: () => [],
-    fetchBlock: () => ({ fetch: async () => Buffer.alloc(0) }),
+    fetchBlock: () => ({ fetch: async () => ({ data: Buffer.alloc(0) }) }),
     onLocalChange: () => undefined,
     rescanSeconds: 3600,
     watch: false,

@@ -36,7 +36,7 @@ class FakeFetcher {
         parts.push(await this.fetchOne(record, block, offset));
         offset += block.size;
       }
-      return Buffer.concat(parts);
+      return { data: Buffer.concat(parts), from: 'TESTPEER' };
     },
   });
 
@@ -283,6 +283,10 @@ describe('applying files', () => {
     fetcher.corrupt.set(target.blocks[1]!.hash.toString('hex'), Buffer.alloc(100, 0x41));
     await expect(puller.apply(target, undefined, false)).rejects.toThrow();
     expect(existsSync(abs('bad.bin'))).toBe(false);
+    // The log says which file, where, and which peer sent the bad bytes.
+    const warnings = t.logger.lines.filter((l) => l.level === 'warn' && l.msg === 'received a block that fails its hash; discarded');
+    expect(warnings.length).toBeGreaterThan(0);
+    expect(warnings[0]!.obj).toMatchObject({ path: 'bad.bin', offset: 100, peer: 'TESTPEER' });
   });
 
   it('a fetcher returning wrong bytes leaves an existing target untouched (no torn or corrupt file)', async () => {

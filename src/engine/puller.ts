@@ -28,8 +28,8 @@ import { sameStat, statKey } from './scanner.js';
  * need not be trusted: the puller verifies every block against its hash.
  */
 export type BlockFetcher = (record: FileRecord) => {
-  /** The bytes of consecutive `blocks` of the file, starting at `offset`. */
-  fetch(blocks: readonly BlockRef[], offset: number, attempt: number): Promise<Buffer>;
+  /** The bytes of consecutive `blocks` of the file, starting at `offset`, and who sent them. */
+  fetch(blocks: readonly BlockRef[], offset: number, attempt: number): Promise<{ data: Buffer; from?: string }>;
 };
 
 /** Consecutive missing blocks are asked for together, up to this many bytes a request. */
@@ -211,10 +211,10 @@ export class Puller {
       const blocks = run.map((i) => target.blocks[i]!);
       const offset = offsets[run[0]!]!;
       for (let attempt = 0; ; attempt++) {
-        const data = await source.fetch(blocks, offset, attempt);
+        const { data, from } = await source.fetch(blocks, offset, attempt);
         const bad = firstBadBlock(data, blocks);
         if (bad < 0) return data;
-        this.ctx.logger.warn({ path: target.path, offset: offsets[run[bad]!], attempt }, 'received a block that fails its hash; discarded');
+        this.ctx.logger.warn({ path: target.path, offset: offsets[run[bad]!], attempt, peer: from }, 'received a block that fails its hash; discarded');
         if (attempt + 1 >= FETCH_ATTEMPTS) {
           throw new FerryError('HASH_MISMATCH', `block at ${offsets[run[bad]!]} of ${target.path} failed its hash ${FETCH_ATTEMPTS} times`);
         }

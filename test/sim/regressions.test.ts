@@ -78,7 +78,7 @@ describe('FolderSync: a newer record that arrives while the older one downloads 
             firstFetch();
             await gate;
           }
-          return Buffer.concat(blocks.map((b) => byHash.get(b.hash.toString('hex'))!));
+          return { data: Buffer.concat(blocks.map((b) => byHash.get(b.hash.toString('hex'))!)) };
         },
       }),
       onLocalChange: () => undefined,
@@ -118,7 +118,7 @@ describe('FolderSync: a file replaces a directory that holds files here (seeds 3
     const data = seededBytes(500, 7);
     const folder = new FolderSync(tf.ctx, {
       devices: () => [DEV],
-      fetchBlock: () => ({ fetch: async () => data }),
+      fetchBlock: () => ({ fetch: async () => ({ data }) }),
       onLocalChange: () => undefined,
       rescanSeconds: 3600,
       watch: false,
@@ -156,7 +156,7 @@ describe('regression: the watcher folds a create and a delete into nothing (real
     writeFileSync(join(tf.root, 'h.txt'), 'old\n');
     const folder = new FolderSync(tf.ctx, {
       devices: () => [],
-      fetchBlock: () => ({ fetch: async () => Buffer.alloc(0) }),
+      fetchBlock: () => ({ fetch: async () => ({ data: Buffer.alloc(0) }) }),
       onLocalChange: () => undefined,
       rescanSeconds: 3600,
       watch: true,
