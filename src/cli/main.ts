@@ -207,6 +207,31 @@ folder
   );
 
 folder
+  .command('set <id>')
+  .description("change a folder's settings (a running node applies them at once)")
+  .option('--keep-versions <days>', 'days to keep replaced and deleted files in .ferry-versions/')
+  .option('--rescan <seconds>', 'full rescan interval')
+  .action(
+    action((home, json, id: string, opts: { keepVersions?: string; rescan?: string }) => {
+      if (opts.keepVersions === undefined && opts.rescan === undefined) {
+        throw new FerryError('INVALID_CONFIG', 'nothing to change: give --keep-versions and/or --rescan');
+      }
+      const settings = {
+        ...(opts.keepVersions === undefined ? {} : { versionsKeepDays: wholeNumber(opts.keepVersions, '--keep-versions', 0) }),
+        ...(opts.rescan === undefined ? {} : { rescanSeconds: wholeNumber(opts.rescan, '--rescan', 1) }),
+      };
+      const store = openStore(home);
+      try {
+        const f = store.updateFolder(id, settings);
+        if (json) printJson(f);
+        else printLine(`Folder ${f.id}: versions kept ${f.versionsKeepDays} day(s), full rescan every ${f.rescanSeconds} s`);
+      } finally {
+        store.close();
+      }
+    }),
+  );
+
+folder
   .command('rescan [ids...]')
   .description('scan folders (all when none given) for changes now, on the running node')
   .action(

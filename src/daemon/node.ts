@@ -183,7 +183,8 @@ export class FerryNode {
     this.peerConfigs = this.store.listPeers();
     for (const f of this.folderConfigs) {
       const old = before.get(f.id);
-      if (old && old.path !== f.path) await this.stopFolder(f.id);
+      // A changed path or setting restarts the folder's sync with it (a full scan, cheap when nothing changed).
+      if (old && (old.path !== f.path || old.versionsKeepDays !== f.versionsKeepDays || old.rescanSeconds !== f.rescanSeconds)) await this.stopFolder(f.id);
       if (!this.folders.has(f.id)) await this.startFolder(f);
       else if (old && old.devices.join() !== f.devices.join()) this.folders.get(f.id)!.recomputeNeed();
     }

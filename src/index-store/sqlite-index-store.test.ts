@@ -151,6 +151,14 @@ describe('folders, peers and sharing', () => {
     expect(store.listFolders()).toHaveLength(1);
   });
 
+  it('updateFolder changes only the settings given; unknown is an error', () => {
+    store.addFolder('docs', '/d', { versionsKeepDays: 30, rescanSeconds: 600 });
+    expect(store.updateFolder('docs', { versionsKeepDays: 7 })).toMatchObject({ id: 'docs', path: '/d', versionsKeepDays: 7, rescanSeconds: 600 });
+    expect(store.updateFolder('docs', { rescanSeconds: 60 })).toMatchObject({ versionsKeepDays: 7, rescanSeconds: 60 });
+    expect(store.getFolder('docs')).toMatchObject({ versionsKeepDays: 7, rescanSeconds: 60 });
+    expectFerry(() => store.updateFolder('nope', { rescanSeconds: 5 }), 'UNKNOWN_FOLDER');
+  });
+
   it('removeFolder removes the folder with its records, remote records and block map; unknown is an error', () => {
     store.addFolder('a', '/a');
     store.addFolder('b', '/b');

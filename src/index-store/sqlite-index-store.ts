@@ -138,6 +138,16 @@ export class SqliteIndexStore {
     return this.getFolder(id)!;
   }
 
+  /** Changes a folder's settings; the ones not given stay as they are. */
+  updateFolder(id: string, settings: { versionsKeepDays?: number; rescanSeconds?: number }): FolderConfig {
+    const f = this.getFolder(id);
+    if (!f) throw new FerryError('UNKNOWN_FOLDER', `no folder ${id}`);
+    this.db
+      .prepare('UPDATE folders SET versions_keep_days = ?, rescan_seconds = ? WHERE id = ?')
+      .run(settings.versionsKeepDays ?? f.versionsKeepDays, settings.rescanSeconds ?? f.rescanSeconds, id);
+    return this.getFolder(id)!;
+  }
+
   removeFolder(id: string): void {
     this.scanViews.delete(id);
     this.transaction(() => {

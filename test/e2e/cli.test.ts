@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import {
   DEVICE_ID_RE,
   describeRun,
+  exists,
   parseJsonOutput,
   runFerry,
   sleep,
@@ -241,5 +242,30 @@ describe('ferry command line', () => {
     const rescan = await runFerry(home, ['folder', 'rescan', '--json'], { sandbox: n.dir });
     expect(rescan.code).not.toBe(0);
     expect(jsonError(rescan).message).toContain('too long for the control socket');
+  }, 60_000);
+
+  it('folder set changes a folder\'s settings; a running node applies them at once', async () => {
+    const c = cluster.get();
+    const n = await c.createNode('settings');
+    await n.addFolder('docs');
+    // A version from five days ago: kept for 30 days (the default), not for 1.
+    const stamp = new Date(Date.now() - 5 * 86_400_000).toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+    const version = n.file('docs', `.ferry-versions/old~${stamp}.txt`);
+    await writeFile(version, 'an old version\n');
+    await n.start();
+    await waitFor(async () => (await n.status()).folders[0]?.state === 'idle' || undefined, { message: 'folder idle' });
+    expect(await exists(version)).toBe(true);
+
+    const set = parseJsonOutput<{ versionsKeepDays: number; rescanSeconds: number }>(await n.ferryOk('folder', 'set', 'docs', '--keep-versions', '1', '--json'));
+    expect(set).toMatchObject({ versionsKeepDays: 1, rescanSeconds: 600 });
+    await waitFor(async () => !(await exists(version)) || undefined, { message: 'the running node prunes with the new setting' });
+    expect((await n.ferryOk('folder', 'set', 'docs', '--rescan', '60')).stdout).toContain('versions kept 1 day(s), full rescan every 60 s');
+
+    for (const [args, code] of [[['folder', 'set', 'docs'], 'INVALID_CONFIG'], [['folder', 'set', 'nosuch', '--rescan', '5'], 'UNKNOWN_FOLDER'], [['folder', 'set', 'docs', '--rescan', '0'], 'INVALID_CONFIG']] as const) {
+      const r = await n.ferry(...args, '--json');
+      expect(r.code, describeRun(r, 'must fail')).not.toBe(0);
+      expect(jsonError(r).code).toBe(code);
+    }
+    expect(parseJsonOutput<{ versionsKeepDays: number; rescanSeconds: number }[]>(await n.ferryOk('folder', 'list', '--json'))[0]).toMatchObject({ versionsKeepDays: 1, rescanSeconds: 60 });
   }, 60_000);
 });
