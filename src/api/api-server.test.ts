@@ -5,18 +5,12 @@
  * Range downloads, deletes and the audit log.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { request, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FolderSync } from '../engine/folder-sync.js';
-import { AccessStore } from '../index-store/access-store.js';
-import { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
-import { RemoteApi } from './api-server.js';
-import { hashPassword } from './password.js';
-import { newToken, tokenHash } from './tokens.js';
+import type { RemoteApi } from './api-server.js';
+import { startTestApi, type TestApi } from './test-api.js';
 
 interface Reply {
   status: number;
@@ -25,7 +19,6 @@ interface Reply {
   json: any;
 }
 
-const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
 let dir: string;
 let root: string;
@@ -76,37 +69,22 @@ function tree(): string[] {
   return out.sort();
 }
 
+let t: TestApi;
+
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'ferry-api-'));
-  root = join(dir, 'docs');
-  mkdirSync(join(root, 'sub'), { recursive: true });
-  writeFileSync(join(root, 'hello.txt'), 'hello world\n');
-  writeFileSync(join(root, 'sub', 'data.bin'), Buffer.alloc(100_000, 7));
-  const db = join(dir, 'index.db');
-  const index = SqliteIndexStore.open(db);
-  index.addFolder('docs', root);
-  index.addFolder('private', join(dir, 'private'));
-  index.close();
-  const access = AccessStore.open(db);
-  access.addUser('alice', await hashPassword('alice-password'), { docs: 'rw' });
-  access.addUser('bob', await hashPassword('bob-password'), { docs: 'ro' });
-  aliceToken = newToken();
-  bobToken = newToken();
-  access.addToken('alice', tokenHash(aliceToken), 'test');
-  access.addToken('bob', tokenHash(bobToken), 'test');
-  access.close();
-  const stubSync = { localChanged: (paths: string[]) => changed.push(paths), settle: async () => {} } as unknown as FolderSync;
-  api = RemoteApi.open({ databaseFile: db, folderSync: (id) => (id === 'docs' ? stubSync : undefined), logger: silent, maxUploadBytes: 1_000_000 });
-  server = createServer((req, res) => api.handle(req, res));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  port = (server.address() as AddressInfo).port;
+  t = await startTestApi({
+    maxUploadBytes: 1_000_000,
+    otherFolders: ['private'],
+    onLocalChanged: (paths) => changed.push(paths),
+    prepare: (docs) => {
+      writeFileSync(join(docs, 'hello.txt'), 'hello world\n');
+      writeFileSync(join(docs, 'sub', 'data.bin'), Buffer.alloc(100_000, 7));
+    },
+  });
+  ({ dir, root, server, api, port, aliceToken, bobToken } = t);
 });
 
-afterAll(async () => {
-  await new Promise<void>((r) => server.close(() => r()));
-  api.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => t.close());
 
 describe('REST API', () => {
   it('serves an OpenAPI document describing every route', async () => {

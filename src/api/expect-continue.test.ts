@@ -6,21 +6,15 @@
  * the end.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
+import { request, type Server } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FolderSync } from '../engine/folder-sync.js';
-import { AccessStore } from '../index-store/access-store.js';
-import { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
-import { RemoteApi } from './api-server.js';
+import type { RemoteApi } from './api-server.js';
+import { startTestApi, type TestApi } from './test-api.js';
 import { DISCARD_LIMIT } from './http-io.js';
-import { hashPassword } from './password.js';
-import { newToken, tokenHash } from './tokens.js';
 
-const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const MAX_UPLOAD = 64 * 1024 * 1024;
 
 let dir: string;
@@ -71,37 +65,14 @@ function putExpecting(path: string, token: string | undefined, body: Buffer, hea
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
+let t: TestApi;
+
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'ferry-continue-'));
-  root = join(dir, 'docs');
-  mkdirSync(join(root, 'sub'), { recursive: true });
-  const db = join(dir, 'index.db');
-  const index = SqliteIndexStore.open(db);
-  index.addFolder('docs', root);
-  index.close();
-  const access = AccessStore.open(db);
-  access.addUser('alice', await hashPassword('alice-password'), { docs: 'rw' });
-  access.addUser('bob', await hashPassword('bob-password'), { docs: 'ro' });
-  aliceToken = newToken();
-  bobToken = newToken();
-  access.addToken('alice', tokenHash(aliceToken), 'test');
-  access.addToken('bob', tokenHash(bobToken), 'test');
-  access.close();
-  const stubSync = { localChanged: () => undefined, settle: async () => {} } as unknown as FolderSync;
-  api = RemoteApi.open({ databaseFile: db, folderSync: (id) => (id === 'docs' ? stubSync : undefined), logger: silent, maxUploadBytes: MAX_UPLOAD });
-  server = createServer();
-  server.on('request', (req, res) => api.handle(req, res));
-  server.on('checkContinue', (req, res) => api.handle(req, res, true));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  port = (server.address() as AddressInfo).port;
+  t = await startTestApi({ maxUploadBytes: MAX_UPLOAD });
+  ({ dir, root, server, api, port, aliceToken, bobToken } = t);
 });
 
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise<void>((r) => server.close(() => r()));
-  api.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => t.close());
 
 describe('Expect: 100-continue', () => {
   it('answers a refused upload before any of its body is sent, and closes the connection', async () => {
