@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Ferry benchmark (`npm run bench`): the scenarios of issue 2 on loopback between two nodes,
+// Ferry benchmark (`npm run bench`): the five sync scenarios on loopback between two nodes,
 // side by side with cp (the floor), rsync (to an rsync daemon) and Syncthing 1.19 (Debian).
 // Prints a Markdown table and writes it to bench/results.md. See `node scripts/bench.mjs --help`.
 import fs from 'node:fs';
@@ -432,7 +432,7 @@ function summarize(o, machine, cmdline, started, ferrySkip, tools) {
     '',
     table,
     '',
-    ...(targets ? ['### Ferry against the targets of issue 2', '', targets, ''] : []),
+    ...(targets ? ['### Ferry against its targets', '', targets, ''] : []),
     ...(problems.size ? ['## Problems seen', '', ...[...problems].map(([p, n]) => `- ${p}${n > 1 ? ` (${n} times)` : ''}`), ''] : []),
     '## How it is measured',
     '',
@@ -464,7 +464,7 @@ function ratioToFloor(s, t) {
   return median(ok.map((r) => { const f = floor.find((x) => x.run === r.run); return f ? r.ms / f.ms : NaN; }));
 }
 
-/** The targets of issue 2, checked against the medians of this run (Ferry rows only). */
+/** Ferry's speed and memory targets, checked against the medians of this run (Ferry rows only). */
 function ferryTargets(o, tools) {
   if (!results.some((r) => r.tool === 'ferry')) return null;
   const yes = (b) => (b === null ? '—' : b ? 'yes' : '**no**');
