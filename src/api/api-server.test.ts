@@ -6,10 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { request, type Server } from 'node:http';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RemoteApi } from './api-server.js';
 import { startTestApi, type TestApi } from './test-api.js';
 
 interface Reply {
@@ -20,10 +19,7 @@ interface Reply {
 }
 
 
-let dir: string;
 let root: string;
-let server: Server;
-let api: RemoteApi;
 let port: number;
 let aliceToken: string;
 let bobToken: string;
@@ -81,7 +77,7 @@ beforeAll(async () => {
       writeFileSync(join(docs, 'sub', 'data.bin'), Buffer.alloc(100_000, 7));
     },
   });
-  ({ dir, root, server, api, port, aliceToken, bobToken } = t);
+  ({ root, port, aliceToken, bobToken } = t);
 });
 
 afterAll(() => t.close());

@@ -7,20 +7,16 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
-import { request, type Server } from 'node:http';
+import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RemoteApi } from './api-server.js';
 import { startTestApi, type TestApi } from './test-api.js';
 import { DISCARD_LIMIT } from './http-io.js';
 
 const MAX_UPLOAD = 64 * 1024 * 1024;
 
-let dir: string;
 let root: string;
-let server: Server;
-let api: RemoteApi;
 let port: number;
 let aliceToken: string;
 let bobToken: string;
@@ -69,7 +65,7 @@ let t: TestApi;
 
 beforeAll(async () => {
   t = await startTestApi({ maxUploadBytes: MAX_UPLOAD });
-  ({ dir, root, server, api, port, aliceToken, bobToken } = t);
+  ({ root, port, aliceToken, bobToken } = t);
 });
 
 afterAll(() => t.close());
