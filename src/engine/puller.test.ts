@@ -271,6 +271,35 @@ describe('applying files', () => {
     expect(readFileSync(abs('retry.bin')).equals(data)).toBe(true);
   });
 
+  it('a failed range stops the download only after the other ranges in flight are done: no late write lands in another file', async () => {
+    const size = 600 * 1024; // two blocks exceed one range: each block is its own request
+    const data = seededBytes(4 * size, 43);
+    const target = recordFor('torn.bin', data, [size, size, size, size], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1' });
+    fetcher.add(data, target.blocks);
+    let inFlight = 0;
+    const slowFetch: BlockFetcher = (record) => ({
+      fetch: async (blocks, offset) => {
+        if (offset === 0) throw new Error('peer gone');
+        inFlight++;
+        await new Promise((r) => setTimeout(r, 150));
+        inFlight--;
+        return fetcher.fetch(record).fetch(blocks, offset, 0);
+      },
+    });
+    const failing = new Puller(t.ctx, slowFetch);
+    await expect(failing.apply(target, undefined, false)).rejects.toThrow(/peer gone/);
+    expect(inFlight).toBe(0);
+    // A file opened now may get the descriptor the download used: nothing may write into it.
+    const victim = abs('victim.txt');
+    writeFileSync(victim, 'untouched');
+    const { openSync, closeSync } = await import('node:fs');
+    const fd = openSync(victim, 'r+');
+    await new Promise((r) => setTimeout(r, 300));
+    closeSync(fd);
+    expect(readFileSync(victim, 'utf8')).toBe('untouched');
+    expect(existsSync(abs('torn.bin'))).toBe(false);
+  });
+
   // BUG: Puller.fetchMissing writes whatever the BlockFetcher returns without checking it
   // against block.hash (the module header says "every block verified against its hash"), and
   // the whole file is never verified either. A fetcher that returns wrong bytes (the node's

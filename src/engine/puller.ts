@@ -220,16 +220,24 @@ export class Puller {
         }
       }
     };
+    let failure: { err: unknown } | undefined;
     const worker = async () => {
-      while (next < runs.length) {
+      while (next < runs.length && !failure) {
         const run = runs[next++]!;
-        const data = await fetchVerified(run);
-        await file.write(data, offsets[run[0]!]!);
-        this.stats.blocksFetched += run.length;
-        this.stats.bytesFetched += data.length;
+        try {
+          const data = await fetchVerified(run);
+          await file.write(data, offsets[run[0]!]!);
+          this.stats.blocksFetched += run.length;
+          this.stats.bytesFetched += data.length;
+        } catch (err) {
+          failure ??= { err };
+        }
       }
     };
+    // Every worker ends before this returns or throws: the caller closes the file next, and a
+    // write still in flight would land in whatever file reuses its descriptor number.
     await Promise.all(Array.from({ length: Math.min(FETCH_CONCURRENCY, runs.length) }, worker));
+    if (failure) throw failure.err;
   }
 
   /** A block from any local file that has it, verified; undefined when none does. */
@@ -351,11 +359,18 @@ const WRITEBACK_BYTES = 32 * 1024 * 1024;
  * every WRITEBACK_BYTES, so the final fsync only has the tail left to write.
  */
 class TempFile {
+  private closed = false;
   private unflushed = 0;
   private flushing?: Promise<void>;
   private flushError?: unknown;
 
-  private constructor(private readonly fd: number) {}
+  private constructor(private readonly descriptor: number) {}
+
+  /** The descriptor; after close its number may belong to another file, so any use then is a bug. */
+  private get fd(): number {
+    if (this.closed) throw new Error('temporary file used after close');
+    return this.descriptor;
+  }
 
   /** Creates `path`, or returns undefined when it already exists. */
   static create(path: string, mode: number): TempFile | undefined {
@@ -424,6 +439,7 @@ class TempFile {
   async close(): Promise<void> {
     await this.flushing;
     closeSync(this.fd);
+    this.closed = true;
   }
 }
 
