@@ -316,7 +316,7 @@ export class FerryTool {
     for (const { id } of folders) await this.settle(id);
   }
   async startNode(node) {
-    node.proc = startDaemon(`ferry-${node.n}`, process.execPath, [FERRY_BIN, 'start', '--listen', `127.0.0.1:${node.port}`, '--home', node.home],
+    node.proc = startDaemon(`ferry-${node.n}`, process.execPath, [...(process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.PROF] : []), FERRY_BIN, 'start', '--listen', `127.0.0.1:${node.port}`, '--home', node.home],
       { cwd: REPO, env: this.env(), logFile: path.join(this.root, `${node.n}.log`) });
     await until(async () => {
       if (node.proc.exitCode !== null || node.proc.signalCode !== null) {

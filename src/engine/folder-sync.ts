@@ -11,7 +11,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { errorMessage, FerryError, isFerryError } from '../core/errors.js';
 import type { FileRecord } from '../core/file-record.js';
 import { pathDepth } from '../core/paths.js';
-import { bumpVersion, mergeVersions } from '../core/version-vector.js';
+import { bumpVersion, compareVersions, mergeVersions } from '../core/version-vector.js';
 import type { LocalEntry, StatKey } from '../index-store/sqlite-index-store.js';
 import type { BlockRequest, RangeRequest } from '../protocol/messages.js';
 import { isConflictCopy } from './conflict-name.js';
@@ -20,6 +20,7 @@ import type { FolderContext } from './folder-context.js';
 import { IGNORE_FILE, IgnoreRules } from './ignore-rules.js';
 import { hashMatches, Puller, readAtSync, tempName, type BlockFetcher } from './puller.js';
 import { Scanner, sameStat, statKey, type ChangedRecord, type ScanSummary } from './scanner.js';
+import { OwnWrites } from './own-writes.js';
 import { FolderWatcher } from './watcher.js';
 
 export type FolderState = 'scanning' | 'syncing' | 'idle' | 'error';
@@ -71,6 +72,9 @@ export class FolderSync {
   private needComputed = false;
   /** Paths written by the last pull, looked at again once the watcher's window has passed. */
   private recentlyPulled: string[] = [];
+  /** What pulls wrote, so that the watcher's echo of it is not scanned again; per pull round. */
+  private readonly ownWrites: OwnWrites;
+  private pullRound = 0;
   /** Entries pulled to disk but not yet committed to the index (see flushCommits). */
   private readonly pendingCommits = new Map<string, LocalEntry>();
   private readonly errors = new Map<string, string>();
@@ -89,6 +93,7 @@ export class FolderSync {
   ) {
     this.scanner = new Scanner(ctx);
     this.puller = new Puller(ctx, options.fetchBlock);
+    this.ownWrites = new OwnWrites(ctx.root);
   }
 
   get id(): string {
@@ -145,7 +150,9 @@ export class FolderSync {
   }
 
   /** Paths the watcher saw change. */
-  localChanged(paths: string[]): void {
+  localChanged(reported: string[]): void {
+    const paths = this.ownWrites.changed(reported);
+    if (paths.length === 0) return;
     if (paths.includes(IGNORE_FILE)) {
       this.ctx.ignore = IgnoreRules.load(this.ctx.root);
       void this.exclusive(() => this.fullScan()).then(() => this.recomputeNeed());
@@ -154,9 +161,18 @@ export class FolderSync {
     void this.exclusive(() => this.scan(paths));
   }
 
-  /** A peer announced new records for these paths. */
-  remoteChanged(paths: Iterable<string>): void {
-    for (const p of paths) this.evaluate(p);
+  /**
+   * A peer announced these records. One that only says the peer now has the very version
+   * held here (the usual answer to our own change) cannot change what this node needs.
+   */
+  remoteChanged(records: Iterable<Pick<FileRecord, 'path' | 'version'>>): void {
+    for (const r of records) {
+      if (!this.need.has(r.path) && !this.errors.has(r.path) && !this.pendingCommits.has(r.path)) {
+        const held = this.ctx.store.localVersion(this.id, r.path);
+        if (held && compareVersions(held, r.version) === 'equal') continue;
+      }
+      this.evaluate(r.path);
+    }
     this.schedulePull();
   }
 
@@ -374,6 +390,7 @@ export class FolderSync {
 
   private async pullAll(): Promise<void> {
     if (this.need.size === 0) return;
+    this.pullRound++;
     this.state = 'syncing';
     let committed = false;
     try {
@@ -420,7 +437,8 @@ export class FolderSync {
   }
 
   private async pullOneAsync(path: string): Promise<boolean> {
-    const local = this.evaluate(path);
+    // `need` is kept current: every change to this path's local or remote state re-decides it.
+    const local = this.localEntry(path);
     const d = this.need.get(path);
     if (!d) return false;
     if (d.kind === 'adopt') return this.pullOne(path);
@@ -429,8 +447,10 @@ export class FolderSync {
       const { entry, extraScan } = await this.puller.apply(d.record, local, d.conflictCopy);
       this.queueCommit(entry);
       this.errors.delete(path);
-      // A newer record may have arrived during the download: its decision stays for the next pass.
+      // A newer record may have arrived during the download: decided against the local entry
+      // this download replaced, it is decided again for the next pass.
       if (this.need.get(path) === d) this.need.delete(path);
+      else this.evaluate(path);
       if (d.conflictCopy) this.ctx.logger.warn({ path, copy: extraScan[0] }, 'conflict: kept our version as a conflict copy');
       if (extraScan.length) this.afterScan((await this.scanner.scanPaths(extraScan)).changed);
       return true;
@@ -441,17 +461,21 @@ export class FolderSync {
 
   private scheduleRecheck(): void {
     const paths = this.recentlyPulled;
+    const round = this.pullRound;
     this.recentlyPulled = [];
     if (!this.options.watch || paths.length === 0 || this.stopped) return;
     const timer = (this.options.clock ?? systemClock).setTimeout(() => {
       this.timers = this.timers.filter((t) => t !== timer);
-      if (!this.stopped) this.localChanged(paths);
+      if (this.stopped) return;
+      this.localChanged(paths);
+      this.ownWrites.forget(round);
     }, RECHECK_AFTER_MS);
     this.timers.push(timer);
   }
 
   private queueCommit(entry: LocalEntry): void {
     if (this.recentlyPulled.length < RECHECK_MAX_PATHS) this.recentlyPulled.push(entry.record.path);
+    if (this.options.watch) this.ownWrites.record(entry, this.pullRound);
     this.pendingCommits.set(entry.record.path, entry);
     if (this.pendingCommits.size >= COMMIT_BATCH) this.flushCommits();
   }

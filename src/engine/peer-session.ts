@@ -137,7 +137,7 @@ export class PeerSession {
     }
     if (records.length === 0) return;
     this.host.store.putRemote(folderId, this.deviceId, records);
-    folder.remoteChanged(records.map((r) => r.path));
+    folder.remoteChanged(records);
   }
 
   private sharedFolder(id: string): FolderSync {

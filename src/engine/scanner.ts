@@ -302,8 +302,7 @@ class Walk {
     const existing = this.known(path);
     const live = existing && !existing.record.deleted ? existing : undefined;
     if (type === 'file') {
-      const racy = live?.stat !== undefined && live.scannedAtMs - live.stat.mtimeMs < RACY_WINDOW_MS;
-      if (live?.record.type === 'file' && live.stat && sameStat(live.stat, stat) && !racy) return;
+      if (live?.record.type === 'file' && live.stat && sameStat(live.stat, stat) && !isRacy(live.scannedAtMs, live.stat)) return;
       this.toHash.push({ path, stat: statKey(stat), mode: stat.mode & 0o7777 });
       return;
     }
@@ -356,6 +355,14 @@ export function deletedRecord(r: FileRecord, shortId: string): FileRecord {
     modifiedBy: shortId,
     sequence: 0,
   };
+}
+
+/**
+ * Whether a file's timestamps are too close to when it was looked at for an equal stat to
+ * prove equal content: an edit within the timestamp granularity keeps the stat (git's rule).
+ */
+export function isRacy(seenAtMs: number, stat: StatKey): boolean {
+  return seenAtMs - stat.mtimeMs < RACY_WINDOW_MS;
 }
 
 export function statKey(s: Stats): StatKey {

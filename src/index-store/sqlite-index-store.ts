@@ -212,6 +212,12 @@ export class SqliteIndexStore {
     return row && toLocalEntry(row);
   }
 
+  /** The version of a local entry alone (cheap: no record to build). */
+  localVersion(folder: string, path: string): VersionVector | undefined {
+    const r = this.stmts.localVersion!.get(folder, path) as Row | undefined;
+    return r && (JSON.parse(r.version) as VersionVector);
+  }
+
   /** Type, deletion and stat of a local entry, without its block list (cheap, for serving). */
   getLocalMeta(folder: string, path: string): { type: FileType; deleted: boolean; stat?: StatKey } | undefined {
     const r = this.stmts.getLocalMeta!.get(folder, path) as Row | undefined;
@@ -416,6 +422,7 @@ export class SqliteIndexStore {
       getMeta: p('SELECT value FROM meta WHERE key = ?'),
       setMeta: p('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
       getLocal: p('SELECT * FROM files WHERE folder = ? AND path = ?'),
+      localVersion: p('SELECT version FROM files WHERE folder = ? AND path = ?'),
       getLocalMeta: p('SELECT type, deleted, st_size, st_mtime_ms, st_ctime_ms, st_ino FROM files WHERE folder = ? AND path = ?'),
       allLocal: p('SELECT * FROM files WHERE folder = ?'),
       scanEntries: p(

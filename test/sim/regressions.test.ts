@@ -89,10 +89,10 @@ describe('FolderSync: a newer record that arrives while the older one downloads 
       await folder.start();
       tf.store.resetRemote('f1', DEV, 'index1');
       tf.store.putRemote('f1', DEV, [r1]);
-      folder.remoteChanged(['doc.txt']);
+      folder.remoteChanged([r1]);
       await fetching;
       tf.store.putRemote('f1', DEV, [r2]);
-      folder.remoteChanged(['doc.txt']);
+      folder.remoteChanged([r2]);
       release();
       await folder.settle();
       expect(readFileSync(join(tf.root, 'doc.txt')).equals(v2)).toBe(true);
@@ -130,7 +130,7 @@ describe('FolderSync: a file replaces a directory that holds files here (seeds 3
       const file = recordFor('d', data, [500], { version: { ...dir.version, [R]: 5 }, modifiedBy: R, sequence: 3, size: 500 });
       tf.store.resetRemote('f1', DEV, 'index1');
       tf.store.putRemote('f1', DEV, [file]);
-      folder.remoteChanged(['d']);
+      folder.remoteChanged([file]);
       await folder.settle();
       expect(lstatSync(join(tf.root, 'd')).isDirectory()).toBe(true);
       expect(lstatSync(join(tf.root, 'd', 'x.txt')).isFile()).toBe(true);
