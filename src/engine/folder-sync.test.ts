@@ -1,9 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { blockOffsets } from '../core/file-record.js';
 import { FolderSync } from './folder-sync.js';
 import { makeTestFolder, seededBytes, type TestFolder } from './test-support.js';
+import { FolderWatcher } from './watcher.js';
 
 let t: TestFolder;
 let folder: FolderSync;
@@ -60,5 +61,35 @@ describe('serving blocks to peers', () => {
     expect((await folder.serveRange(req)).equals(data)).toBe(true);
     writeFileSync(join(t.root, 'big.bin'), seededBytes(data.length, 4)); // not rescanned
     await expect(folder.serveRange(req)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});
+
+describe('starting', () => {
+  it('an edit made while the folder starts is seen: the watcher is subscribed before the first scan', async () => {
+    const t2 = makeTestFolder('f2', 'LOCAL02');
+    writeFileSync(join(t2.root, 'doc.txt'), 'first');
+    const original = FolderWatcher.start.bind(FolderWatcher);
+    // The edit lands just before the watcher subscribes: only a scan that runs after it sees it.
+    const spy = vi.spyOn(FolderWatcher, 'start').mockImplementation(async (...args) => {
+      writeFileSync(join(t2.root, 'doc.txt'), 'second, longer');
+      return original(...args);
+    });
+    const watched = new FolderSync(t2.ctx, {
+      devices: () => [],
+      fetchBlock: () => ({ fetch: async () => ({ data: Buffer.alloc(0) }) }),
+      onLocalChange: () => undefined,
+      rescanSeconds: 3600,
+      watch: true,
+    });
+    try {
+      await watched.start();
+      await watched.settle();
+      expect(spy).toHaveBeenCalledTimes(1);
+      expect(t2.store.getLocal('f2', 'doc.txt')?.record.size).toBe('second, longer'.length);
+    } finally {
+      spy.mockRestore();
+      await watched.stop();
+      t2.cleanup();
+    }
   });
 });

@@ -101,9 +101,9 @@ export class FolderSync {
   }
 
   async start(): Promise<void> {
-    await this.exclusive(() => this.fullScan());
-    this.recomputeNeed();
-    this.schedulePull();
+    // Watching first: an edit made while the first scan runs (or just after it looked at that
+    // file) is reported, and its scan queues behind the first one. The other order would miss
+    // it until the next full rescan.
     if (this.options.watch) {
       try {
         this.watcher = await FolderWatcher.start(this.ctx.root, (paths) => this.localChanged(paths), this.ctx.logger);
@@ -111,6 +111,9 @@ export class FolderSync {
         this.ctx.logger.warn({ err: errorMessage(err) }, 'cannot watch folder; relying on periodic rescans');
       }
     }
+    await this.exclusive(() => this.fullScan());
+    this.recomputeNeed();
+    this.schedulePull();
     const clock = this.options.clock ?? systemClock;
     this.timers.push(clock.setInterval(() => void this.exclusive(() => this.fullScan()), this.options.rescanSeconds * 1000));
     this.timers.push(clock.setInterval(() => this.ctx.versioner.prune(), 3600_000));
