@@ -661,26 +661,37 @@ const hashCache = new Map<string, string>();
  * Sorted map of relative path ('/'-separated) → entry, skipping every name that starts with
  * `.ferry` (Ferry's own files) at any depth.
  */
+/** undefined for an entry that vanished (ENOENT); any other error is rethrown. */
+function ifVanished(err: NodeJS.ErrnoException): undefined {
+  if (err.code === 'ENOENT') return undefined;
+  throw err;
+}
+
 export async function treeSnapshot(dir: string): Promise<Snapshot> {
   const out: [string, Entry][] = [];
   async function walk(abs: string, rel: string): Promise<void> {
-    const names = await fsp.readdir(abs);
+    const names = (await fsp.readdir(abs).catch(ifVanished)) ?? [];
     for (const name of names) {
       if (name.startsWith('.ferry')) continue;
       const a = path.join(abs, name);
       const r = rel ? `${rel}/${name}` : name;
-      const st = await fsp.lstat(a, { bigint: true });
+      // A node may move or delete an entry while this walks: one that vanished is not listed.
+      const st = await fsp.lstat(a, { bigint: true }).catch(ifVanished);
+      if (!st) continue;
       const mode = Number(st.mode & 0o777n);
       if (st.isDirectory()) {
         out.push([r, { type: 'dir', mode, hash: '', size: 0 }]);
         await walk(a, r);
       } else if (st.isSymbolicLink()) {
-        out.push([r, { type: 'symlink', mode: 0, hash: sha256(await fsp.readlink(a)), size: 0 }]);
+        const target = await fsp.readlink(a).catch(ifVanished);
+        if (target === undefined) continue;
+        out.push([r, { type: 'symlink', mode: 0, hash: sha256(target), size: 0 }]);
       } else if (st.isFile()) {
         const key = `${a}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
         let hash = hashCache.get(key);
         if (!hash) {
-          hash = await sha256File(a);
+          hash = await sha256File(a).catch(ifVanished);
+          if (hash === undefined) continue;
           hashCache.set(key, hash);
         }
         out.push([r, { type: 'file', mode, hash, size: Number(st.size) }]);

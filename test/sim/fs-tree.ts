@@ -86,7 +86,13 @@ export function walkFolder(root: string, cache: HashCache): Found[] {
         }
         out.push({ path: r, area, entry: { type: 'file', mode, hash, size: Number(st.size) } });
       } else if (st.isSymbolicLink()) {
-        out.push({ path: r, area, entry: { type: 'symlink', mode: 0, hash: sha256(readlinkSync(a)), size: 0 } });
+        let target: string;
+        try {
+          target = readlinkSync(a);
+        } catch {
+          continue; // vanished while we looked
+        }
+        out.push({ path: r, area, entry: { type: 'symlink', mode: 0, hash: sha256(target), size: 0 } });
       } else {
         out.push({ path: r, area, entry: { type: 'other', mode, hash: '', size: 0 } });
       }
