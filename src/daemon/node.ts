@@ -342,20 +342,14 @@ export class FerryNode {
     const spread = Math.max(1, connected.filter((s) => holders.has(s.deviceId)).length);
     return {
       fetch: async (blocks: readonly BlockRef[], offset: number, attempt: number): Promise<{ data: Buffer; from: string }> => {
-        const header = {
-          type: 'range',
-          folder: folderId,
-          path: record.path,
-          offset,
-          blocks: blocks.map((b) => ({ size: b.size, hash: b.hash.toString('hex') })),
-        };
+        const wire = blocks.map((b) => ({ size: b.size, hash: b.hash.toString('hex') }));
         const first = (blocks[0]!.hash.readUInt32BE(0) % spread) + attempt;
         let lastError: unknown;
         for (let i = 0; i < ordered.length; i++) {
           const session = ordered[(first + i) % ordered.length]!;
           if (session.conn.closed) continue;
           try {
-            return { data: (await session.conn.request({ header })).payload ?? Buffer.alloc(0), from: session.deviceId };
+            return { data: await session.ranges.fetch(folderId, record.path, offset, wire), from: session.deviceId };
           } catch (err) {
             lastError = err;
           }

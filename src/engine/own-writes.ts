@@ -10,7 +10,7 @@
  */
 import { lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LocalEntry } from '../index-store/sqlite-index-store.js';
+import type { LocalEntry, StatKey } from '../index-store/sqlite-index-store.js';
 import { isRacy, sameStat, statKey } from './scanner.js';
 
 /** Ferry's own files (temporary files, markers), not the user's `.ferryignore`. */
@@ -21,15 +21,26 @@ function isFerryTemp(name: string): boolean {
 /** Beyond this many remembered writes, further ones are simply scanned when reported. */
 const MAX_ENTRIES = 20_000;
 
+/** What a pull left at a path: only what the check needs (the pull's records can be large). */
+interface Written {
+  readonly kind: 'file' | 'dir' | 'symlink' | 'deleted';
+  readonly mode: number;
+  readonly stat?: StatKey;
+  readonly seenAtMs: number;
+  readonly round: number;
+}
+
 export class OwnWrites {
-  private readonly written = new Map<string, { entry: LocalEntry; round: number }>();
+  private readonly written = new Map<string, Written>();
 
   constructor(private readonly root: string) {}
 
   /** Remembers an entry a pull (round `round`) wrote to disk. */
   record(entry: LocalEntry, round: number): void {
-    if (this.written.size >= MAX_ENTRIES && !this.written.has(entry.record.path)) return;
-    this.written.set(entry.record.path, { entry, round });
+    const { record } = entry;
+    if (this.written.size >= MAX_ENTRIES && !this.written.has(record.path)) return;
+    const kind = record.deleted ? 'deleted' : record.type;
+    this.written.set(record.path, { kind, mode: record.mode, stat: entry.stat, seenAtMs: entry.scannedAtMs, round });
   }
 
   /** Forgets the writes of pull rounds up to `round`: their echo has had time to arrive. */
@@ -44,21 +55,20 @@ export class OwnWrites {
   }
 
   private isEcho(path: string): boolean {
-    const entry = this.written.get(path)?.entry;
-    if (!entry) return false;
+    const w = this.written.get(path);
+    if (!w) return false;
     const abs = join(this.root, path);
     const now = lstatSync(abs, { throwIfNoEntry: false });
-    const { record } = entry;
-    if (record.deleted) return now === undefined;
+    if (w.kind === 'deleted') return now === undefined;
     if (!now) return false;
-    if (record.type === 'dir') {
-      if (!now.isDirectory() || (now.mode & 0o7777) !== record.mode) return false;
+    if (w.kind === 'dir') {
+      if (!now.isDirectory() || (now.mode & 0o7777) !== w.mode) return false;
       try {
         return readdirSync(abs).every((name) => isFerryTemp(name) || this.written.has(`${path}/${name}`));
       } catch {
         return false;
       }
     }
-    return entry.stat !== undefined && sameStat(entry.stat, statKey(now)) && !isRacy(entry.scannedAtMs, entry.stat);
+    return w.stat !== undefined && sameStat(w.stat, statKey(now)) && !isRacy(w.seenAtMs, w.stat);
   }
 }

@@ -5,14 +5,17 @@
  * requests answered from the folder. Everything the peer sends is validated; a bad message is
  * logged and changes nothing.
  */
-import { errorMessage, FerryError } from '../core/errors.js';
+import { errorMessage, FerryError, isFerryError } from '../core/errors.js';
 import type { FileRecord } from '../core/file-record.js';
 import type { FolderConfig } from '../index-store/config-types.js';
 import type { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import type { Message, PeerConnection } from '../protocol/connection.js';
-import { decodeRecords, encodeRecords, parseBlockRequest, parseHello, parseRangeRequest, PROTOCOL_VERSION, type Hello } from '../protocol/messages.js';
+import {
+  decodeRecords, encodeRecords, parseBlockRequest, parseHello, parseRangeRequest, parseRangesRequest, PROTOCOL_VERSION, type Hello, type RangesRequest,
+} from '../protocol/messages.js';
 import type { Logger } from './folder-context.js';
 import type { FolderSync } from './folder-sync.js';
+import { RangeFetcher } from './range-fetcher.js';
 
 const INDEX_BATCH = 2000;
 const MAX_BLOCKS_PER_MESSAGE = 4 * 1024 * 1024 / 36;
@@ -33,10 +36,15 @@ export class PeerSession {
   private readonly dirty = new Set<string>();
   private readonly unsharedLogged = new Set<string>();
 
+  /** Fetches file ranges from this peer, small ones batched. */
+  readonly ranges: RangeFetcher;
+
   constructor(
     readonly conn: PeerConnection,
     private readonly host: SessionHost,
-  ) {}
+  ) {
+    this.ranges = new RangeFetcher(conn);
+  }
 
   get deviceId(): string {
     return this.conn.deviceId;
@@ -95,10 +103,30 @@ export class PeerSession {
       const req = parseRangeRequest(m.header);
       return { header: { type: 'range' }, payload: await this.sharedFolder(req.folder).serveRange(req) };
     }
+    if (m.header.type === 'ranges') return this.serveRanges(parseRangesRequest(m.header));
     if (m.header.type !== 'block') throw new FerryError('INVALID_MESSAGE', `unknown request type ${JSON.stringify(m.header.type)}`);
     const req = parseBlockRequest(m.header);
     const folder = this.sharedFolder(req.folder);
     return { header: { type: 'block' }, payload: folder.serveBlock(req) };
+  }
+
+  /** Serves each range it can; one that fails is reported by its index, the others still go. */
+  private async serveRanges(req: RangesRequest): Promise<Message> {
+    const folder = this.sharedFolder(req.folder);
+    const parts: Buffer[] = [];
+    const sizes: number[] = [];
+    const errors: Record<number, { code: string; message: string }> = {};
+    for (const [i, item] of req.items.entries()) {
+      try {
+        const data = await folder.serveRange(item);
+        parts.push(data);
+        sizes.push(data.length);
+      } catch (err) {
+        sizes.push(-1);
+        errors[i] = { code: isFerryError(err) ? err.code : 'IO_ERROR', message: errorMessage(err).slice(0, 1024) };
+      }
+    }
+    return { header: { type: 'ranges', sizes, errors }, payload: Buffer.concat(parts) };
   }
 
   private handleHello(hello: Hello): void {

@@ -11,6 +11,9 @@ import {
   parseBlockRequest,
   parseHello,
   parseRangeRequest,
+  parseRangesReply,
+  parseRangesRequest,
+  MAX_BATCH_RANGES,
   MAX_RANGE_BLOCKS,
   recordMeta,
 } from './messages.js';
@@ -303,5 +306,32 @@ describe('parseRangeRequest', () => {
     expectInvalidMessage(() => parseRangeRequest({ ...req, blocks: 'all' }), /blocks/);
     expectInvalidMessage(() => parseRangeRequest({ ...req, offset: -1 }), /offset/);
     expect(() => parseRangeRequest({ ...req, path: '../x' })).toThrow(expect.objectContaining({ code: 'INVALID_PATH' }));
+  });
+});
+
+describe('parseRangesRequest / parseRangesReply', () => {
+  const hash = 'cd'.repeat(32);
+  const item = (path: string, size = 10) => ({ path, offset: 0, blocks: [{ size, hash }] });
+
+  it('accepts ranges of several files in one folder, each checked as a range', () => {
+    const req = parseRangesRequest({ type: 'ranges', folder: 'docs', items: [item('a.txt'), item('cafe\u0301.txt', 20)] });
+    expect(req.items.map((r) => [r.folder, r.path, r.blocks[0]!.size])).toEqual([['docs', 'a.txt', 10], ['docs', 'caf\u00e9.txt', 20]]);
+  });
+
+  it('rejects an empty or too long list, too many bytes in all, and any bad range in it', () => {
+    expectInvalidMessage(() => parseRangesRequest({ type: 'ranges', folder: 'docs', items: [] }), /items/);
+    expectInvalidMessage(() => parseRangesRequest({ type: 'ranges', folder: 'docs', items: Array(MAX_BATCH_RANGES + 1).fill(item('a')) }), /items/);
+    expectInvalidMessage(() => parseRangesRequest({ type: 'ranges', folder: 'docs', items: [item('a', MAX_BLOCK_BYTES), item('b', 1)] }), /larger/);
+    expectInvalidMessage(() => parseRangesRequest({ type: 'ranges', folder: 'docs', items: [item('a'), { ...item('b'), blocks: [] }] }), /blocks/);
+    expect(() => parseRangesRequest({ type: 'ranges', folder: 'docs', items: [item('a'), item('../x')] })).toThrow(expect.objectContaining({ code: 'INVALID_PATH' }));
+  });
+
+  it('checks a reply: one size per range, each the size asked for or -1, adding up to the payload', () => {
+    const asked = [{ size: 10 }, { size: 20 }, { size: 5 }];
+    const ok = parseRangesReply({ sizes: [10, -1, 5], errors: { 1: { code: 'NOT_FOUND', message: 'gone' } } }, asked, 15);
+    expect(ok.errors).toEqual({ 1: { code: 'NOT_FOUND', message: 'gone' } });
+    expectInvalidMessage(() => parseRangesReply({ sizes: [10, 20] }, asked, 30), /one size per range/);
+    expectInvalidMessage(() => parseRangesReply({ sizes: [10, 21, 5] }, asked, 36), /21 bytes/);
+    expectInvalidMessage(() => parseRangesReply({ sizes: [10, 20, 5] }, asked, 34), /add up to 35/);
   });
 });

@@ -56,6 +56,58 @@ export interface RangeRequest {
 /** Most blocks in one range request; their total is also capped at MAX_BLOCK_BYTES. */
 export const MAX_RANGE_BLOCKS = 64;
 
+/**
+ * Ranges of several files in one request: what a pull of many small files asks for, so that
+ * each file does not cost a request and a reply of its own (and a round trip on a slow link).
+ * The reply's payload is the ranges served, in order; `sizes` gives each one's length, -1 for a
+ * range not served, with its error in `errors` under the same index.
+ */
+export interface RangesRequest {
+  readonly type: 'ranges';
+  readonly folder: string;
+  readonly items: readonly RangeRequest[];
+}
+
+export interface RangesReply {
+  readonly sizes: readonly number[];
+  readonly errors: Readonly<Record<string, { code: string; message: string }>>;
+}
+
+/** Most ranges in one ranges request; their total is also capped at MAX_BLOCK_BYTES. */
+export const MAX_BATCH_RANGES = 64;
+
+export function parseRangesRequest(header: Record<string, unknown>): RangesRequest {
+  const items = header.items;
+  if (!Array.isArray(items) || items.length < 1 || items.length > MAX_BATCH_RANGES) {
+    throw invalid(`ranges: items must be a list of 1 to ${MAX_BATCH_RANGES}`);
+  }
+  const folder = str(header.folder, 'ranges.folder', 256);
+  const parsed = items.map((item: Record<string, unknown>) => parseRangeRequest({ ...item, folder }));
+  const total = parsed.reduce((n, r) => n + r.blocks.reduce((m, b) => m + b.size, 0), 0);
+  if (total > MAX_BLOCK_BYTES) throw invalid(`ranges of ${total} bytes in all are larger than ${MAX_BLOCK_BYTES}`);
+  return { type: 'ranges', folder, items: parsed };
+}
+
+/** Checks a ranges reply against the request it answers and the payload it came with. */
+export function parseRangesReply(header: Record<string, unknown>, request: readonly { size: number }[], payloadBytes: number): RangesReply {
+  const sizes = header.sizes;
+  if (!Array.isArray(sizes) || sizes.length !== request.length) throw invalid('ranges reply: one size per range asked for');
+  let total = 0;
+  sizes.forEach((n, i) => {
+    if (n !== -1 && n !== request[i]!.size) throw invalid(`ranges reply: range ${i} has ${String(n)} bytes, ${request[i]!.size} were asked for`);
+    if (n > 0) total += n;
+  });
+  if (total !== payloadBytes) throw invalid(`ranges reply: sizes add up to ${total} bytes, the payload has ${payloadBytes}`);
+  const errors: Record<string, { code: string; message: string }> = {};
+  const raw = (header.errors ?? {}) as Record<string, Record<string, unknown>>;
+  sizes.forEach((n, i) => {
+    if (n !== -1) return;
+    const e = raw[i] ?? {};
+    errors[i] = { code: str(e.code ?? 'NOT_FOUND', 'ranges.code', 64), message: str(e.message ?? 'not served', 'ranges.message', 1024) };
+  });
+  return { sizes, errors };
+}
+
 export function parseRangeRequest(header: Record<string, unknown>): RangeRequest {
   const blocks = header.blocks;
   if (!Array.isArray(blocks) || blocks.length < 1 || blocks.length > MAX_RANGE_BLOCKS) {

@@ -160,10 +160,11 @@ class HostilePeer {
     private serve: Map<string, Buffer>,
   ) {
     conn.onMessage((m) => this.received.push(m));
-    conn.onRequest(async (m) => {
-      // The node asks for consecutive blocks together: {type:'range', offset, blocks:[{size, hash}]}.
-      const h = m.header as { type?: unknown; path?: unknown; offset?: unknown; blocks?: { size: number; hash: string }[] };
-      if (h.type !== 'range' || !Array.isArray(h.blocks)) throw new Error(`hostile peer cannot answer ${String(h.type)}`);
+    type Range = { path?: unknown; offset?: unknown; blocks?: { size: number; hash: string }[] };
+    // The node asks for consecutive blocks together: {type:'range', path, offset, blocks:[{size, hash}]},
+    // and for small files' ranges several at a time: {type:'ranges', items:[range, ...]}.
+    const serveRange = (h: Range): Buffer => {
+      if (!Array.isArray(h.blocks)) throw new Error('hostile peer: a range without blocks');
       let offset = Number(h.offset);
       const parts = h.blocks.map((b) => {
         this.requests.push({ hash: String(b.hash), path: String(h.path), offset, size: Number(b.size) });
@@ -172,7 +173,14 @@ class HostilePeer {
         if (!data) throw new Error(`hostile peer has no block ${String(b.hash)}`);
         return data;
       });
-      return { header: { type: 'range' }, payload: Buffer.concat(parts) };
+      return Buffer.concat(parts);
+    };
+    conn.onRequest(async (m) => {
+      const h = m.header as Range & { type?: unknown; items?: Range[] };
+      if (h.type === 'range') return { header: { type: 'range' }, payload: serveRange(h) };
+      if (h.type !== 'ranges' || !Array.isArray(h.items)) throw new Error(`hostile peer cannot answer ${String(h.type)}`);
+      const parts = h.items.map(serveRange);
+      return { header: { type: 'ranges', sizes: parts.map((p) => p.length), errors: {} }, payload: Buffer.concat(parts) };
     });
     conn.onClose((reason) => {
       this.closed = true;
@@ -407,7 +415,15 @@ describe('a hostile peer', () => {
     for (const p of ['../outside/canary.txt', '/etc/passwd', 'sub/../../outside/canary.txt', 'nul\0.txt', '.ferry.tmp.x/../../outside/canary.txt']) {
       await refusal({ type: 'block', folder: FOLDER, path: p, offset: 0, size: canary.length, hash: sha256(canary) });
       await refusal({ type: 'range', folder: FOLDER, path: p, offset: 0, blocks: [{ size: canary.length, hash: sha256(canary) }] });
+      // One bad range among good ones refuses the whole batch.
+      const good = { path: 'readme.txt', offset: 0, blocks: [{ size: 1, hash: '0'.repeat(64) }] };
+      await refusal({ type: 'ranges', folder: FOLDER, items: [good, { path: p, offset: 0, blocks: [{ size: canary.length, hash: sha256(canary) }] }] });
     }
+    const tiny = { path: 'readme.txt', offset: 0, blocks: [{ size: 1, hash: '0'.repeat(64) }] };
+    await refusal({ type: 'ranges', folder: FOLDER, items: Array(65).fill(tiny) });
+    await refusal({ type: 'ranges', folder: FOLDER, items: [] });
+    await refusal({ type: 'ranges', folder: FOLDER, items: Array(2).fill({ path: 'readme.txt', offset: 0, blocks: [{ size: 9 * MiB, hash: '0'.repeat(64) }] }) });
+    await refusal({ type: 'ranges', folder: 'not-shared-folder', items: [tiny] });
     await refusal({ type: 'range', folder: FOLDER, path: 'readme.txt', offset: 0, blocks: Array(65).fill({ size: 1, hash: '0'.repeat(64) }) });
     await refusal({ type: 'range', folder: FOLDER, path: 'readme.txt', offset: 0, blocks: [{ size: 16 * MiB, hash: '0'.repeat(64) }, { size: 1, hash: '0'.repeat(64) }] });
     await refusal({ type: 'block', folder: 'not-shared-folder', path: 'readme.txt', offset: 0, size: 10, hash: '0'.repeat(64) });
