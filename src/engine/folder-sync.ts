@@ -166,11 +166,13 @@ export class FolderSync {
 
   /**
    * A peer announced these records. One that only says the peer now has the very version
-   * held here (the usual answer to our own change) cannot change what this node needs.
+   * held here (the usual answer to a change made here, so it carries this device's counter;
+   * others are not looked up) cannot change what this node needs.
    */
   remoteChanged(records: Iterable<Pick<FileRecord, 'path' | 'version'>>): void {
     for (const r of records) {
-      if (!this.need.has(r.path) && !this.errors.has(r.path) && !this.pendingCommits.has(r.path)) {
+      const echo = r.version[this.ctx.shortId] !== undefined;
+      if (echo && !this.need.has(r.path) && !this.errors.has(r.path) && !this.pendingCommits.has(r.path)) {
         const held = this.ctx.store.localVersion(this.id, r.path);
         if (held && compareVersions(held, r.version) === 'equal') continue;
       }
