@@ -36,56 +36,74 @@ async function blocksOf(file: string): Promise<{ offset: number; size: number; h
   return out;
 }
 
+/**
+ * Uploads a file, then an edited copy of it as NAME (only the changed blocks travel), killed
+ * part way; runs `between`; uploads it again and checks that only the blocks after what was
+ * built travel, and that the result is the edited file.
+ */
+async function interruptedBlockUploadResumes(name: string, between: () => Promise<void>): Promise<void> {
+  const size = 16 * MiB;
+  const a = path.join(r.scratch, 'blocks', `base-${name}`);
+  await writeRandomFile(a, size);
+  await r.cli.ok(r.alice, ['put', a, 'docs/']);
+  // An edited copy: 20 small changes spread over the file; the node has every other block.
+  const b = path.join(r.scratch, 'blocks', name);
+  await fsp.copyFile(a, b);
+  for (let i = 0; i < 20; i++) await overwriteRegion(b, i * 800 * KiB + 100 * KiB, 100);
+  const sum = await sha256File(b);
+  const known = new Set((await blocksOf(a)).map((c) => c.hash));
+  const missing = (await blocksOf(b)).filter((c) => !known.has(c.hash));
+  const missingBytes = missing.reduce((n, c) => n + c.size, 0);
+  expect(missingBytes).toBeGreaterThan(2 * MiB);
+  expect(missingBytes).toBeLessThan(size / 2);
+
+  // A slow block upload, killed once the node has built the file past its 5th missing block.
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: r.scratch };
+  delete env.NODE_OPTIONS;
+  const child = spawn(process.execPath, [FERRY_BIN, '--home', r.alice, 'put', b, 'docs/', '--limit-rate', '512K'], { cwd: REPO_ROOT, env, stdio: 'ignore' });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const fifth = missing[4]!;
+  await waitFor(async () => (await partials('docs')).some((n) => n >= fifth.offset + fifth.size), { message: 'the block upload to pass its 5th missing block', intervalMs: 50, timeoutMs: 60_000 });
+  child.kill('SIGKILL');
+  await exited;
+  // The node notices the broken connection and keeps what it built.
+  let held = 0;
+  await waitFor(async () => {
+    const now = Math.max(0, ...(await partials('docs')));
+    const stable = now === held;
+    held = now;
+    return stable && now > 0;
+  }, { message: 'the partial upload to settle', intervalMs: 300 });
+  expect(await exists(r.node.file('docs', name))).toBe(false);
+  expect(held).toBeLessThan(size);
+  const rest = missing.filter((c) => c.offset >= held).reduce((n, c) => n + c.size, 0);
+  expect(rest).toBeLessThan(missingBytes);
+  await between();
+
+  type Put = { files: { transferred: number; resumedFrom: number; reusedBytes: number; sha256: string }[] };
+  const f = (await r.cli.json<Put>(r.alice, ['put', b, 'docs/'])).files[0]!;
+  console.log(`block upload of ${size} bytes, ${missingBytes} of them missing on the node: killed with ${held} bytes built; the resumed run sent ${f.transferred} bytes (from ${f.resumedFrom}, ${f.reusedBytes} reused)`);
+  expect(f.resumedFrom).toBe(held);
+  expect(f.transferred).toBe(rest);
+  expect(f.resumedFrom + f.transferred + f.reusedBytes).toBe(size);
+  expect(f.sha256).toBe(sum);
+  expect(await sha256File(r.node.file('docs', name))).toBe(sum);
+  expect(await partials('docs')).toEqual([]);
+  const log = await r.cli.json<{ action: string; detail?: { resumedFrom?: number; sentBytes?: number } }[]>(r.alice, ['log', '--path', `docs/${name}`]);
+  expect(log.filter((e) => e.action === 'upload').map((e) => [e.detail?.resumedFrom, e.detail?.sentBytes])).toEqual([[held, rest]]);
+}
+
 describe('remote transfers', () => {
   it('continues an interrupted block upload after the blocks that arrived, sending only the rest', async () => {
-    const size = 16 * MiB;
-    const a = path.join(r.scratch, 'blocks', 'a.bin');
-    await writeRandomFile(a, size);
-    await r.cli.ok(r.alice, ['put', a, 'docs/']);
-    // An edited copy: 20 small changes spread over the file; the node has every other block.
-    const b = path.join(r.scratch, 'blocks', 'b.bin');
-    await fsp.copyFile(a, b);
-    for (let i = 0; i < 20; i++) await overwriteRegion(b, i * 800 * KiB + 100 * KiB, 100);
-    const sum = await sha256File(b);
-    const known = new Set((await blocksOf(a)).map((c) => c.hash));
-    const missing = (await blocksOf(b)).filter((c) => !known.has(c.hash));
-    const missingBytes = missing.reduce((n, c) => n + c.size, 0);
-    expect(missingBytes).toBeGreaterThan(2 * MiB);
-    expect(missingBytes).toBeLessThan(size / 2);
+    await interruptedBlockUploadResumes('b.bin', async () => undefined);
+  }, 180_000);
 
-    // A slow block upload, killed once the node has built the file past its 5th missing block.
-    const env: NodeJS.ProcessEnv = { ...process.env, HOME: r.scratch };
-    delete env.NODE_OPTIONS;
-    const child = spawn(process.execPath, [FERRY_BIN, '--home', r.alice, 'put', b, 'docs/', '--limit-rate', '512K'], { cwd: REPO_ROOT, env, stdio: 'ignore' });
-    const exited = new Promise((resolve) => child.on('exit', resolve));
-    const fifth = missing[4]!;
-    await waitFor(async () => (await partials('docs')).some((n) => n >= fifth.offset + fifth.size), { message: 'the block upload to pass its 5th missing block', intervalMs: 50, timeoutMs: 60_000 });
-    child.kill('SIGKILL');
-    await exited;
-    // The node notices the broken connection and keeps what it built.
-    let held = 0;
-    await waitFor(async () => {
-      const now = Math.max(0, ...(await partials('docs')));
-      const stable = now === held;
-      held = now;
-      return stable && now > 0;
-    }, { message: 'the partial upload to settle', intervalMs: 300 });
-    expect(await exists(r.node.file('docs', 'b.bin'))).toBe(false);
-    expect(held).toBeLessThan(size);
-    const rest = missing.filter((c) => c.offset >= held).reduce((n, c) => n + c.size, 0);
-    expect(rest).toBeLessThan(missingBytes);
-
-    type Put = { files: { transferred: number; resumedFrom: number; reusedBytes: number; sha256: string }[] };
-    const f = (await r.cli.json<Put>(r.alice, ['put', b, 'docs/'])).files[0]!;
-    console.log(`block upload of ${size} bytes, ${missingBytes} of them missing on the node: killed with ${held} bytes built; the resumed run sent ${f.transferred} bytes (from ${f.resumedFrom}, ${f.reusedBytes} reused)`);
-    expect(f.resumedFrom).toBe(held);
-    expect(f.transferred).toBe(rest);
-    expect(f.resumedFrom + f.transferred + f.reusedBytes).toBe(size);
-    expect(f.sha256).toBe(sum);
-    expect(await sha256File(r.node.file('docs', 'b.bin'))).toBe(sum);
-    expect(await partials('docs')).toEqual([]);
-    const log = await r.cli.json<{ action: string; detail?: { resumedFrom?: number; sentBytes?: number } }[]>(r.alice, ['log', '--path', 'docs/b.bin']);
-    expect(log.filter((e) => e.action === 'upload').map((e) => [e.detail?.resumedFrom, e.detail?.sentBytes])).toEqual([[held, rest]]);
+  it('continues an interrupted block upload after the node was killed and restarted in between', async () => {
+    // Plans live in the node's memory; what was built is on disk, and that is what resumes.
+    await interruptedBlockUploadResumes('c.bin', async () => {
+      await r.node.kill9();
+      await r.node.start();
+    });
   }, 180_000);
 
   it('sends (almost) none of the body of an upload the node refuses', async () => {
