@@ -14,6 +14,9 @@ import { ApiError } from './api-error.js';
 import { cachedSha256, etagFor } from './file-sha256.js';
 import { sendJson } from './http-io.js';
 import { parseRange } from './range.js';
+
+/** Reads of a download: 1 MiB at a time instead of Node's 64 KiB, fewer trips through the thread pool. */
+const READ_BUFFER_BYTES = 1024 * 1024;
 import { decodeUrlPath, parseRemotePath } from './remote-path.js';
 import { audit, flag, requireFolder, type ApiServices, type RequestContext, type Route } from './request-context.js';
 import { tellEngine, upload, uploadOffset } from './upload.js';
@@ -82,7 +85,7 @@ async function download(ctx: RequestContext, services: ApiServices, rest: string
       ctx.res.end();
       return;
     }
-    const stream = createReadStream('', { fd: fh.fd, start, end, autoClose: false });
+    const stream = createReadStream('', { fd: fh.fd, start, end, autoClose: false, highWaterMark: READ_BUFFER_BYTES });
     handedOver = true;
     try {
       await pipeline(stream, ctx.res);

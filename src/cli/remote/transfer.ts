@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, open, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { pipeline, Readable, Writable } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
 import { chunkFile } from '../../chunker/chunk-file.js';
 import { chunkParamsFor } from '../../chunker/fastcdc.js';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
@@ -189,26 +189,21 @@ export async function downloadFile(client: RemoteClient, folder: string, path: s
     opts.progress.add(offset);
   }
   let transferred = 0;
-  const out = createWriteStream(part, { flags: offset > 0 ? 'a' : 'w' });
   await pipelineAsync(
     res,
     meter((n) => {
       transferred += n;
       opts.progress.add(n);
     }, opts.limitRate),
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
+    new Transform({
+      highWaterMark: WRITE_BUFFER_BYTES,
+      transform(chunk: Buffer, _enc, done) {
         hash.update(chunk);
-        out.write(chunk, done);
-      },
-      final(done) {
-        out.end(done);
-      },
-      destroy(err, done) {
-        out.destroy();
-        done(err);
+        done(null, chunk);
       },
     }),
+    // Chunks queue up while a write is under way and go to disk together.
+    createWriteStream(part, { flags: offset > 0 ? 'a' : 'w', highWaterMark: WRITE_BUFFER_BYTES }),
   );
   const got = hash.digest('hex');
   const have = (await stat(part)).size;
@@ -337,6 +332,8 @@ async function downloadByBlocks(client: RemoteClient, folder: string, path: stri
 }
 
 const MAX_RUN_BYTES = 8 * 1024 * 1024;
+/** Download data waiting to be written: Node's default (16 KiB) meant one small write at a time. */
+const WRITE_BUFFER_BYTES = 1024 * 1024;
 
 /** Groups blocks whose byte ranges touch into runs of at most `maxBytes` (a bigger block is a run alone). */
 export function contiguousRuns<T extends { offset: number; size: number }>(blocks: readonly T[], maxBytes: number): T[][] {
