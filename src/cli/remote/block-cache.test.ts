@@ -20,11 +20,11 @@ beforeEach(() => {
 afterEach(() => rmSync(home, { recursive: true, force: true }));
 
 describe('BlockCache', () => {
-  it('returns what was stored, and drops a damaged block instead of returning it', () => {
+  it('returns what was stored, and drops a damaged block instead of returning it', async () => {
     const cache = new BlockCache(home, 10_000);
     const a = block(1);
     expect(cache.get(a.hash)).toBeUndefined();
-    cache.put(a.hash, a.data);
+    await cache.put(a.hash, a.data);
     expect(cache.get(a.hash)).toEqual(a.data);
     const file = join(home, 'cache', 'blocks', a.hash.slice(0, 2), a.hash);
     writeFileSync(file, Buffer.alloc(1000, 9));
@@ -32,18 +32,18 @@ describe('BlockCache', () => {
     expect(cache.stats().blocks).toBe(0);
   });
 
-  it('evicts the least recently used blocks beyond its limit', () => {
+  it('evicts the least recently used blocks beyond its limit', async () => {
     const cache = new BlockCache(home, 3500);
     const blocks = [1, 2, 3].map((n) => block(n));
-    blocks.forEach((b, i) => {
-      cache.put(b.hash, b.data);
+    for (const [i, b] of blocks.entries()) {
+      await cache.put(b.hash, b.data);
       const t = new Date(Date.now() - (10 - i) * 1000);
       utimesSync(join(home, 'cache', 'blocks', b.hash.slice(0, 2), b.hash), t, t);
-    });
+    }
     // Using block 1 makes block 2 the least recently used.
     expect(cache.get(blocks[0]!.hash)).toBeDefined();
     const d = block(4);
-    cache.put(d.hash, d.data);
+    await cache.put(d.hash, d.data);
     expect(cache.stats().bytes).toBeLessThanOrEqual(3500 * 0.9);
     expect(cache.get(blocks[1]!.hash)).toBeUndefined();
     expect(cache.get(blocks[0]!.hash)).toBeDefined();
@@ -51,16 +51,19 @@ describe('BlockCache', () => {
     cache.clear();
     expect(cache.stats()).toMatchObject({ blocks: 0, bytes: 0 });
     expect(() => readdirSync(join(home, 'cache', 'blocks'))).toThrow();
+    // Its directories are made again after a clear.
+    await cache.put(d.hash, d.data);
+    expect(cache.get(d.hash)).toEqual(d.data);
   });
 });
 
 describe('cache limit', () => {
-  it('is remembered in the home, and a lower limit trims the cache to it', () => {
+  it('is remembered in the home, and a lower limit trims the cache to it', async () => {
     expect(readCacheLimit(home)).toEqual({ bytes: DEFAULT_CACHE_LIMIT, source: 'default' });
     const cache = new BlockCache(home, 10_000);
     for (const n of [1, 2, 3, 4, 5]) {
       const b = block(n);
-      cache.put(b.hash, b.data);
+      await cache.put(b.hash, b.data);
     }
     expect(cache.stats().bytes).toBe(5000);
     saveCacheLimit(home, 2500);

@@ -6,8 +6,9 @@
  * is checked against its hash when read, so a damaged cache costs a re-fetch, never a wrong file.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 export const DEFAULT_CACHE_LIMIT = 1024 ** 3;
 
@@ -21,6 +22,9 @@ export interface CacheStats {
 export class BlockCache {
   private readonly dir: string;
   private bytes: number | undefined;
+  /** Directories known to exist (made by this process); a block only needs its own file then. */
+  private readonly dirsMade = new Set<string>();
+  private writes = 0;
 
   constructor(
     home: string,
@@ -48,14 +52,22 @@ export class BlockCache {
     return data;
   }
 
-  /** Stores a verified block, then evicts the least recently used blocks over the limit. */
-  put(hash: string, data: Buffer): void {
+  /**
+   * Stores a verified block, then evicts the least recently used blocks over the limit. The
+   * file calls run in the thread pool, so a download can go on while its blocks are stored
+   * (creating a file per block is most of what caching costs: ~0.3 ms each on the dev VM).
+   */
+  async put(hash: string, data: Buffer): Promise<void> {
     if (this.limit === 0 || data.length > this.limit) return;
     const file = this.file(hash);
-    mkdirSync(join(file, '..'), { recursive: true });
-    const tmp = `${file}.tmp-${process.pid}`;
-    writeFileSync(tmp, data);
-    renameSync(tmp, file);
+    const dir = dirname(file);
+    if (!this.dirsMade.has(dir)) {
+      await mkdir(dir, { recursive: true });
+      this.dirsMade.add(dir);
+    }
+    const tmp = `${file}.tmp-${process.pid}-${this.writes++}`; // puts may run side by side
+    await writeFile(tmp, data);
+    await rename(tmp, file);
     this.bytes = this.bytes === undefined ? this.stats().bytes : this.bytes + data.length;
     if (this.bytes > this.limit) this.evict();
   }
@@ -74,6 +86,7 @@ export class BlockCache {
 
   clear(): void {
     rmSync(this.dir, { recursive: true, force: true });
+    this.dirsMade.clear();
     this.bytes = 0;
   }
 

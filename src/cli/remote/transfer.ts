@@ -242,14 +242,39 @@ async function cacheBlocksOf(client: RemoteClient, folder: string, path: string,
   const plan = await blockPlan(client, folder, path).catch(() => undefined);
   if (!plan) return;
   const fh = await open(local, 'r');
+  const stores = new BackgroundStores(cache);
   try {
     for (const b of plan.blocks) {
       const buf = Buffer.alloc(b.size);
       await fh.read(buf, 0, b.size, b.offset);
-      if (createHash('sha256').update(buf).digest('hex') === b.hash) cache.put(b.hash, buf);
+      if (createHash('sha256').update(buf).digest('hex') === b.hash) await stores.add(b.hash, buf);
     }
   } finally {
+    await stores.done();
     await fh.close();
+  }
+}
+
+/**
+ * Blocks stored in the cache while a download goes on, at most CACHE_STORES at a time. The
+ * cache is a convenience: a block that cannot be stored (a full disk) is simply not cached.
+ */
+class BackgroundStores {
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly cache: BlockCache) {}
+
+  async add(hash: string, data: Buffer): Promise<void> {
+    while (this.inFlight.size >= CACHE_STORES) await Promise.race(this.inFlight);
+    const store: Promise<void> = this.cache
+      .put(hash, data)
+      .catch(() => undefined)
+      .finally(() => this.inFlight.delete(store));
+    this.inFlight.add(store);
+  }
+
+  async done(): Promise<void> {
+    await Promise.all(this.inFlight);
   }
 }
 
@@ -266,6 +291,7 @@ async function downloadByBlocks(client: RemoteClient, folder: string, path: stri
   let transferred = 0;
   let cachedBytes = 0;
   const fh = await open(part, 'w');
+  const stores = new BackgroundStores(cache);
   let ok = false;
   try {
     const missing: BlockPlan['blocks'] = [];
@@ -308,7 +334,7 @@ async function downloadByBlocks(client: RemoteClient, folder: string, path: stri
             throw new RemoteError('HASH_MISMATCH', `${folder}/${path}: the block at ${b.offset} does not match its hash`);
           }
           await fh.write(data, 0, data.length, b.offset);
-          cache.put(b.hash, Buffer.from(data));
+          await stores.add(b.hash, data);
           pending = [all.subarray(b.size)];
           pendingBytes -= b.size;
           i++;
@@ -318,6 +344,7 @@ async function downloadByBlocks(client: RemoteClient, folder: string, path: stri
     }
     ok = true;
   } finally {
+    await stores.done();
     await fh.close();
     if (!ok) await rm(part, { force: true });
   }
@@ -332,6 +359,8 @@ async function downloadByBlocks(client: RemoteClient, folder: string, path: stri
 }
 
 const MAX_RUN_BYTES = 8 * 1024 * 1024;
+/** Blocks being stored in the cache at once, while the download goes on. */
+const CACHE_STORES = 16;
 /** Download data waiting to be written: Node's default (16 KiB) meant one small write at a time. */
 const WRITE_BUFFER_BYTES = 1024 * 1024;
 
