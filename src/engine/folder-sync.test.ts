@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { blockOffsets } from '../core/file-record.js';
 import { FolderSync } from './folder-sync.js';
-import { makeTestFolder, seededBytes, type TestFolder } from './test-support.js';
+import { makeTestFolder, seededBytes, soloFolderSync, type TestFolder } from './test-support.js';
 import { FolderWatcher } from './watcher.js';
 
 let t: TestFolder;
@@ -11,13 +11,7 @@ let folder: FolderSync;
 
 beforeEach(async () => {
   t = makeTestFolder('f1', 'LOCAL01');
-  folder = new FolderSync(t.ctx, {
-    devices: () => [],
-    fetchBlock: () => ({ fetch: async () => ({ data: Buffer.alloc(0) }) }),
-    onLocalChange: () => undefined,
-    rescanSeconds: 3600,
-    watch: false,
-  });
+  folder = soloFolderSync(t.ctx, { watch: false });
   await folder.start();
 });
 
@@ -74,13 +68,7 @@ describe('starting', () => {
       writeFileSync(join(t2.root, 'doc.txt'), 'second, longer');
       return original(...args);
     });
-    const watched = new FolderSync(t2.ctx, {
-      devices: () => [],
-      fetchBlock: () => ({ fetch: async () => ({ data: Buffer.alloc(0) }) }),
-      onLocalChange: () => undefined,
-      rescanSeconds: 3600,
-      watch: true,
-    });
+    const watched = soloFolderSync(t2.ctx, { watch: true });
     try {
       await watched.start();
       await watched.settle();

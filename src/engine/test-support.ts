@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { BlockRef, FileRecord } from '../core/file-record.js';
 import { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import type { FolderContext, Logger } from './folder-context.js';
+import { FolderSync } from './folder-sync.js';
 import { FolderPaths } from './folder-paths.js';
 import { IgnoreRules } from './ignore-rules.js';
 import { Versioner } from './versioner.js';
@@ -137,4 +138,15 @@ export function makeTestFolder(folderId = 'f1', shortId = 'LOCAL01'): TestFolder
       rmSync(base, { recursive: true, force: true });
     },
   };
+}
+
+/** A folder that shares with nobody (no peer ever fetches from it or for it), for scan and watcher tests. */
+export function soloFolderSync(ctx: FolderContext, options: { watch: boolean }): FolderSync {
+  return new FolderSync(ctx, {
+    devices: () => [],
+    fetchBlock: () => ({ fetch: async () => ({ data: Buffer.alloc(0), from: '' }) }),
+    onLocalChange: () => undefined,
+    rescanSeconds: 3600,
+    watch: options.watch,
+  });
 }

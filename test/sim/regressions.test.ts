@@ -148,19 +148,12 @@ describe('FolderSync: a file replaces a directory that holds files here (seeds 3
 describe('regression: the watcher folds a create and a delete into nothing (real-process seeds 1 and 2)', () => {
   // Fixed: scanned paths bring their directory's vanished entries with them (Scanner.vanishedSiblings).
   it('a file saved atomically and renamed away at once is seen as gone', async () => {
-    const { FolderSync } = await import('../../src/engine/folder-sync.js');
-    const { makeTestFolder } = await import('../../src/engine/test-support.js');
+    const { makeTestFolder, soloFolderSync } = await import('../../src/engine/test-support.js');
     const { writeFileSync, renameSync, mkdirSync } = await import('node:fs');
     const { join } = await import('node:path');
     const tf = makeTestFolder('f1', 'LOCAL01');
     writeFileSync(join(tf.root, 'h.txt'), 'old\n');
-    const folder = new FolderSync(tf.ctx, {
-      devices: () => [],
-      fetchBlock: () => ({ fetch: async () => ({ data: Buffer.alloc(0) }) }),
-      onLocalChange: () => undefined,
-      rescanSeconds: 3600,
-      watch: true,
-    });
+    const folder = soloFolderSync(tf.ctx, { watch: true });
     try {
       await folder.start();
       expect(tf.store.getLocal('f1', 'h.txt')?.record.deleted).toBe(false);
