@@ -256,6 +256,24 @@ describe('applying files', () => {
     }
   });
 
+  it('a link planted at the temporary name is not followed when the current file would be copied first', async () => {
+    const oldData = seededBytes(400, 35);
+    const local = indexLocal('edited.bin', oldData, [100, 100, 100, 100]);
+    const newData = Buffer.concat([oldData.subarray(0, 300), seededBytes(100, 36)]); // 3 of 4 blocks in place
+    const target = recordFor('edited.bin', newData, [100, 100, 100, 100], { version: remoteVersion, modifiedBy: 'REMOTE1' });
+    fetcher.add(newData, target.blocks);
+    const outside = join(dirname(t.root), `outside-clone-${process.pid}.bin`);
+    writeFileSync(outside, 'keep me');
+    try {
+      symlinkSync(outside, join(t.root, tempName('edited.bin')));
+      await expect(puller.apply(target, local, false)).rejects.toThrow();
+      expect(readFileSync(outside, 'utf8')).toBe('keep me');
+      expect(readFileSync(abs('edited.bin')).equals(oldData)).toBe(true);
+    } finally {
+      rmSync(outside, { force: true });
+    }
+  });
+
   it('a failing fetch leaves no file under the real name, and a retry completes it', async () => {
     const data = seededBytes(300, 32);
     const target = recordFor('retry.bin', data, [100, 100, 100], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1' });

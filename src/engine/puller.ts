@@ -156,50 +156,50 @@ export class Puller {
   /**
    * Opens the temporary file. A new download creates it exclusively (owner-writable until the
    * end, whatever the target's mode, so an interrupted one can be resumed); an existing one is
-   * a download to resume, opened without following a link planted in its place.
+   * a download to resume, opened without following a link planted in its place. When nothing
+   * is there yet and the current file holds enough of the target's blocks at their offsets, it
+   * is copied first (`present`: the blocks the copy holds).
    */
   private openTemp(
     temp: string, target: FileRecord, offsets: number[], abs: string, local: LocalEntry | undefined, current: Stats | undefined,
   ): { file: TempFile; resumed: boolean; present: Set<number> } {
-    if (!this.worthCloning(target, offsets, local, current)) {
-      const created = TempFile.create(temp, (target.mode & 0o777) | 0o600);
-      if (created) return { file: created, resumed: false, present: new Set() };
-      return { file: TempFile.reopen(temp), resumed: true, present: new Set() };
+    const reusable = this.reusableInPlace(target, offsets, local, current);
+    if (reusable && !lstatSync(temp, { throwIfNoEntry: false })) {
+      const present = this.cloneCurrent(abs, temp, local!, reusable);
+      if (present.size > 0) return { file: TempFile.reopen(temp), resumed: false, present };
     }
-    const leftover = lstatSync(temp, { throwIfNoEntry: false })?.isFile() ?? false;
-    const present = leftover ? new Set<number>() : this.cloneCurrent(abs, temp, target, offsets, local!);
-    if (present.size > 0) return { file: TempFile.reopen(temp), resumed: false, present };
-    const created = leftover ? undefined : TempFile.create(temp, 0o600);
-    return created ? { file: created, resumed: false, present } : { file: TempFile.reopen(temp), resumed: true, present };
-  }
-
-  /** Whether the current file is indexed, unchanged-looking, and shares enough blocks at the same offsets to copy it first. */
-  private worthCloning(target: FileRecord, offsets: number[], local: LocalEntry | undefined, current: Stats | undefined): boolean {
-    const old = local?.record;
-    if (!old || old.deleted || old.type !== 'file' || !current?.isFile() || !local?.stat || old.blocks.length === 0) return false;
-    const oldAt = blockKeysByOffset(old);
-    const reusable = target.blocks.filter((b, i) => oldAt.get(offsets[i]!) === blockKey(b)).length;
-    return reusable * 4 >= target.blocks.length; // mostly different: not worth a full copy
+    const created = TempFile.create(temp, (target.mode & 0o777) | 0o600);
+    return created ? { file: created, resumed: false, present: new Set() } : { file: TempFile.reopen(temp), resumed: true, present: new Set() };
   }
 
   /**
-   * Copies the current file to `temp` (the index vouches for its content); returns the indexes
-   * of target blocks that the copy already holds at the right offset.
+   * The indexes of target blocks that the current file holds at the same offset, when it is
+   * indexed, unchanged-looking and holds enough of them to be worth copying first; else undefined.
    */
-  private cloneCurrent(abs: string, temp: string, target: FileRecord, offsets: number[], local: LocalEntry): Set<number> {
-    const present = new Set<number>();
+  private reusableInPlace(target: FileRecord, offsets: number[], local: LocalEntry | undefined, current: Stats | undefined): Set<number> | undefined {
+    const old = local?.record;
+    if (!old || old.deleted || old.type !== 'file' || !current?.isFile() || !local?.stat || old.blocks.length === 0) return undefined;
+    const oldAt = blockKeysByOffset(old);
+    const reusable = new Set<number>();
+    target.blocks.forEach((b, i) => {
+      if (oldAt.get(offsets[i]!) === blockKey(b)) reusable.add(i);
+    });
+    return reusable.size * 4 >= target.blocks.length ? reusable : undefined; // mostly different: not worth a full copy
+  }
+
+  /**
+   * Copies the current file to `temp` (the index vouches for its content); returns the blocks
+   * the copy holds, or none when the file changed while it was copied.
+   */
+  private cloneCurrent(abs: string, temp: string, local: LocalEntry, reusable: Set<number>): Set<number> {
     copyFileSync(abs, temp, constants.COPYFILE_FICLONE);
     const after = lstatSync(abs, { throwIfNoEntry: false });
     if (!after || !sameStat(local.stat!, statKey(after))) {
       rmSync(temp, { force: true }); // changed while copying: trust nothing of it
-      return present;
+      return new Set();
     }
-    const oldAt = blockKeysByOffset(local.record);
-    target.blocks.forEach((b, i) => {
-      if (oldAt.get(offsets[i]!) === blockKey(b)) present.add(i);
-    });
-    this.stats.blocksLocal += present.size;
-    return present;
+    this.stats.blocksLocal += reusable.size;
+    return reusable;
   }
 
   private async fetchMissing(target: FileRecord, file: TempFile, missing: number[], offsets: number[]): Promise<void> {
