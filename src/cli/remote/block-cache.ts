@@ -44,7 +44,7 @@ export class BlockCache {
     }
     if (createHash('sha256').update(data).digest('hex') !== hash) {
       rmSync(file, { force: true });
-      this.bytes = undefined;
+      if (this.bytes !== undefined) this.bytes -= data.length;
       return undefined;
     }
     const now = new Date();
@@ -59,6 +59,7 @@ export class BlockCache {
    */
   async put(hash: string, data: Buffer): Promise<void> {
     if (this.limit === 0 || data.length > this.limit) return;
+    this.bytes ??= this.stats().bytes; // before any write, so puts side by side count each block once
     const file = this.file(hash);
     const dir = dirname(file);
     if (!this.dirsMade.has(dir)) {
@@ -68,7 +69,7 @@ export class BlockCache {
     const tmp = `${file}.tmp-${process.pid}-${this.writes++}`; // puts may run side by side
     await writeFile(tmp, data);
     await rename(tmp, file);
-    this.bytes = this.bytes === undefined ? this.stats().bytes : this.bytes + data.length;
+    this.bytes += data.length;
     if (this.bytes > this.limit) this.evict();
   }
 
