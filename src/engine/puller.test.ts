@@ -289,7 +289,7 @@ describe('applying files', () => {
     expect(readFileSync(abs('retry.bin')).equals(data)).toBe(true);
   });
 
-  it('a failed range stops the download only after the other ranges in flight are done: no late write lands in another file', async () => {
+  it('a failed range stops the download at once; ranges still arriving are dropped, and no late write lands in another file', async () => {
     const size = 600 * 1024; // two blocks exceed one range: each block is its own request
     const data = seededBytes(4 * size, 43);
     const target = recordFor('torn.bin', data, [size, size, size, size], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1' });
@@ -306,7 +306,7 @@ describe('applying files', () => {
     });
     const failing = new Puller(t.ctx, slowFetch);
     await expect(failing.apply(target, undefined, false)).rejects.toThrow(/peer gone/);
-    expect(inFlight).toBe(0);
+    expect(inFlight).toBeGreaterThan(0); // not waited for (on a stalled link that is the request timeout)
     // A file opened now may get the descriptor the download used: nothing may write into it.
     const victim = abs('victim.txt');
     writeFileSync(victim, 'untouched');

@@ -220,24 +220,38 @@ export class Puller {
         }
       }
     };
+    // After a failure the caller closes the file: a write still under way would land in whatever
+    // file reuses its descriptor number. So the download ends once the writes under way are
+    // done; ranges still arriving are dropped unwritten (they are not waited for: on a stalled
+    // link that would take the request timeout).
     let failure: { err: unknown } | undefined;
+    let failed!: () => void;
+    const failedSignal = new Promise<void>((resolve) => (failed = resolve));
+    const writes = new Set<Promise<void>>();
     const worker = async () => {
       while (next < runs.length && !failure) {
         const run = runs[next++]!;
         try {
           const data = await fetchVerified(run);
-          await file.write(data, offsets[run[0]!]!);
+          if (failure) return;
+          const write = file.write(data, offsets[run[0]!]!);
+          writes.add(write);
+          await write.finally(() => writes.delete(write));
           this.stats.blocksFetched += run.length;
           this.stats.bytesFetched += data.length;
         } catch (err) {
-          failure ??= { err };
+          if (!failure) {
+            failure = { err };
+            failed();
+          }
         }
       }
     };
-    // Every worker ends before this returns or throws: the caller closes the file next, and a
-    // write still in flight would land in whatever file reuses its descriptor number.
-    await Promise.all(Array.from({ length: Math.min(FETCH_CONCURRENCY, runs.length) }, worker));
-    if (failure) throw failure.err;
+    await Promise.race([Promise.all(Array.from({ length: Math.min(FETCH_CONCURRENCY, runs.length) }, worker)), failedSignal]);
+    if (failure) {
+      await Promise.allSettled([...writes]);
+      throw failure.err;
+    }
   }
 
   /** A block from any local file that has it, verified; undefined when none does. */
