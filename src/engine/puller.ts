@@ -8,10 +8,11 @@
  */
 import { createHash } from 'node:crypto';
 import {
-  chmodSync, closeSync, constants, copyFileSync, fchmodSync, fdatasync, fstatSync, fsync, ftruncateSync, futimesSync, lstatSync, mkdirSync, openSync, read,
+  chmodSync, closeSync, constants, fchmodSync, fdatasync, fstatSync, fsync, ftruncateSync, futimesSync, lstatSync, mkdirSync, openSync, read,
   readdirSync, readSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync, write, writeSync,
 } from 'node:fs';
 import type { Stats } from 'node:fs';
+import { copyFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { FerryError } from '../core/errors.js';
@@ -119,7 +120,7 @@ export class Puller {
   private async assemble(target: FileRecord, abs: string, local: LocalEntry | undefined, current: Stats | undefined): Promise<{ temp: string; written: Stats }> {
     const temp = join(dirname(abs), tempName(target.path));
     const offsets = blockOffsets(target.blocks);
-    const { file, resumed, present } = this.openTemp(temp, target, offsets, abs, local, current);
+    const { file, resumed, present } = await this.openTemp(temp, target, offsets, abs, local, current);
     try {
       // Sized up front (a leftover cut to size); a single block sets the size by itself.
       if (resumed || present.size > 0 || target.blocks.length > 1) file.truncate(target.size);
@@ -160,12 +161,12 @@ export class Puller {
    * is there yet and the current file holds enough of the target's blocks at their offsets, it
    * is copied first (`present`: the blocks the copy holds).
    */
-  private openTemp(
+  private async openTemp(
     temp: string, target: FileRecord, offsets: number[], abs: string, local: LocalEntry | undefined, current: Stats | undefined,
-  ): { file: TempFile; resumed: boolean; present: Set<number> } {
+  ): Promise<{ file: TempFile; resumed: boolean; present: Set<number> }> {
     const reusable = this.reusableInPlace(target, offsets, local, current);
     if (reusable && !lstatSync(temp, { throwIfNoEntry: false })) {
-      const present = this.cloneCurrent(abs, temp, local!, reusable);
+      const present = await this.cloneCurrent(abs, temp, local!, reusable);
       if (present.size > 0) return { file: TempFile.reopen(temp), resumed: false, present };
     }
     const created = TempFile.create(temp, (target.mode & 0o777) | 0o600);
@@ -189,10 +190,12 @@ export class Puller {
 
   /**
    * Copies the current file to `temp` (the index vouches for its content); returns the blocks
-   * the copy holds, or none when the file changed while it was copied.
+   * the copy holds, or none when the file changed while it was copied. The copy runs in the
+   * thread pool: without reflinks a large file takes seconds, and the node keeps answering its
+   * peers meanwhile. It never writes through an entry that appeared at the temporary name.
    */
-  private cloneCurrent(abs: string, temp: string, local: LocalEntry, reusable: Set<number>): Set<number> {
-    copyFileSync(abs, temp, constants.COPYFILE_FICLONE);
+  private async cloneCurrent(abs: string, temp: string, local: LocalEntry, reusable: Set<number>): Promise<Set<number>> {
+    await copyFile(abs, temp, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
     const after = lstatSync(abs, { throwIfNoEntry: false });
     if (!after || !sameStat(local.stat!, statKey(after))) {
       rmSync(temp, { force: true }); // changed while copying: trust nothing of it
