@@ -2,7 +2,9 @@
  * SHA-256 of chunks on a second core. The gear loop that finds boundaries must run in order on one
  * thread, but hashing the chunks it finds can run beside it: chunkFile hands this module ranges of a
  * SharedArrayBuffer window (no copy) and keeps finding boundaries in the other window meanwhile.
- * One worker is shared by every caller and only keeps the process alive while it has work.
+ * One worker is shared by every caller and only keeps the process alive while it has work. It is
+ * stopped after a few idle seconds: its V8 instance holds ~10 MB that a node between large files
+ * does not need, and starting one again takes ~30 ms.
  */
 import { Worker } from 'node:worker_threads';
 import { FerryError } from '../core/errors.js';
@@ -27,15 +29,34 @@ interface Request {
   reject(err: unknown): void;
 }
 
+/** How long an idle worker is kept for the next file (changed by tests). */
+export const hashWorkerIdle = { stopAfterMs: 5000 };
+
 let worker: Worker | undefined;
 const pending = new Map<number, Request>();
 let nextId = 0;
+let idleTimer: NodeJS.Timeout | undefined;
+
+function stopWhenIdle(w: Worker): void {
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => {
+    if (worker !== w || pending.size > 0) return;
+    worker = undefined;
+    void w.terminate();
+  }, hashWorkerIdle.stopAfterMs);
+  idleTimer.unref();
+}
 
 function failAll(dead: Worker, cause: unknown): void {
   const err = new FerryError('IO_ERROR', 'chunker: hash worker failed', { cause });
   for (const request of pending.values()) request.reject(err);
   pending.clear();
   void dead.terminate();
+}
+
+/** Whether a worker is running (for tests). */
+export function hashWorkerRunning(): boolean {
+  return worker !== undefined;
 }
 
 function getWorker(): Worker {
@@ -46,14 +67,23 @@ function getWorker(): Worker {
     const request = pending.get(id);
     if (!request) return;
     pending.delete(id);
-    if (pending.size === 0) w.unref();
+    if (pending.size === 0) {
+      w.unref();
+      stopWhenIdle(w);
+    }
     const hashes: Buffer[] = [];
     for (let k = 0; k < out.length; k += 32) hashes.push(Buffer.from(out.buffer, out.byteOffset + k, 32));
     request.resolve(hashes);
   });
   // A dead worker fails its callers; the next call starts a fresh one.
-  w.on('error', (err) => { if (worker === w) worker = undefined; failAll(w, err); });
-  w.on('exit', (code) => { if (worker === w) worker = undefined; failAll(w, new Error(`exit code ${code}`)); });
+  // A worker stopped for idleness had nothing pending: its exit concerns nobody.
+  const died = (cause: unknown) => {
+    if (worker !== w) return;
+    worker = undefined;
+    failAll(w, cause);
+  };
+  w.on('error', died);
+  w.on('exit', (code) => died(new Error(`exit code ${code}`)));
   worker = w;
   return w;
 }
