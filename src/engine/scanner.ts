@@ -13,7 +13,7 @@ import { errorMessage } from '../core/errors.js';
 import { sameContent, type FileRecord, type FileType } from '../core/file-record.js';
 import { checkRelativePath, MAX_NAME_BYTES, MAX_PATH_BYTES, parentPath } from '../core/paths.js';
 import { bumpVersion } from '../core/version-vector.js';
-import type { ScanLookup } from '../index-store/scan-view.js';
+import { ScanView } from '../index-store/scan-view.js';
 import type { LocalEntry, ScanEntry, StatKey } from '../index-store/sqlite-index-store.js';
 import type { FolderContext } from './folder-context.js';
 
@@ -65,7 +65,7 @@ export class Scanner {
    */
   async scanPaths(paths: readonly string[]): Promise<ScanResult> {
     if (paths.includes('')) return this.scanAll();
-    const known = new Map<string, ScanEntry>();
+    const known = new ScanView();
     const roots: string[] = [];
     for (const p of minimalRoots([...paths, ...this.vanishedSiblings(paths)].map((p) => this.realRoot(p)))) {
       roots.push(p);
@@ -112,7 +112,7 @@ export class Scanner {
     return this.ctx.store.getLocal(this.ctx.folderId, path);
   }
 
-  private async run(known: ScanLookup, roots: string[], full: boolean): Promise<ScanResult> {
+  private async run(known: ScanView, roots: string[], full: boolean): Promise<ScanResult> {
     const walk = new Walk(this.ctx, known);
     for (const root of roots) {
       if (root === '') {
@@ -152,7 +152,7 @@ export class Scanner {
     const now = Date.now();
     // Whatever the index has as present but the walk did not see (within the scanned roots) is gone.
     for (const path of known.keys()) {
-      if (walk.seen.has(path) || walk.skipped.has(path) || known.get(path)!.record.deleted) continue;
+      if (walk.seen.has(path) || walk.skipped.has(path) || known.isDeleted(path)) continue;
       if (!full && !roots.some((r) => path === r || path.startsWith(r + '/'))) continue;
       if (walk.skippedUnder(path)) continue;
       pending.push({ record: deletedRecord(this.full(path)!.record, this.ctx.shortId), scannedAtMs: now, chunkAvg: 0 });
@@ -218,7 +218,7 @@ export class Scanner {
 
 /** The directory walk: collects new/changed dirs and symlinks, and the files to hash. */
 class Walk {
-  readonly seen = new Set<string>();
+  readonly seen: SeenPaths;
   /** Paths present but not synced this time (invalid names, unreadable). Never deleted. */
   readonly skipped = new Set<string>();
   readonly changes: LocalEntry[] = [];
@@ -233,8 +233,10 @@ class Walk {
 
   constructor(
     private readonly ctx: FolderContext,
-    private readonly knownEntries: ScanLookup,
-  ) {}
+    private readonly knownEntries: ScanView,
+  ) {
+    this.seen = new SeenPaths(knownEntries);
+  }
 
   known(path: string): ScanEntry | undefined {
     return this.knownEntries.get(path) ?? this.extraKnown.get(path);
@@ -299,6 +301,10 @@ class Walk {
       return;
     }
     this.seen.add(path);
+    if (type === 'file') {
+      const scannedAt = this.knownEntries.sameFileScannedAt(path, stat);
+      if (scannedAt !== undefined && !isRacy(scannedAt, stat)) return; // the usual case, without building the entry
+    }
     const existing = this.known(path);
     const live = existing && !existing.record.deleted ? existing : undefined;
     if (type === 'file') {
@@ -361,6 +367,46 @@ export function deletedRecord(r: FileRecord, shortId: string): FileRecord {
  * Whether a file's timestamps are too close to when it was looked at for an equal stat to
  * prove equal content: an edit within the timestamp granularity keeps the stat (git's rule).
  */
+/**
+ * The paths a walk found: an indexed path is marked by its slot in the view, so a rescan of
+ * 100,000 files keeps no set of 100,000 names alive; a path new to the view is kept by name.
+ */
+class SeenPaths {
+  private readonly marks: Uint8Array;
+  private readonly added = new Set<string>();
+  size = 0;
+
+  constructor(private readonly view: ScanView) {
+    this.marks = new Uint8Array(view.size);
+  }
+
+  add(path: string): void {
+    const slot = this.slot(path);
+    if (slot === undefined ? this.added.has(path) : this.marks[slot] === 1) return;
+    if (slot === undefined) this.added.add(path);
+    else this.marks[slot] = 1;
+    this.size++;
+  }
+
+  has(path: string): boolean {
+    const slot = this.slot(path);
+    return slot === undefined ? this.added.has(path) : this.marks[slot] === 1;
+  }
+
+  delete(path: string): void {
+    const slot = this.slot(path);
+    if (slot === undefined ? !this.added.delete(path) : this.marks[slot] !== 1) return;
+    if (slot !== undefined) this.marks[slot] = 0;
+    this.size--;
+  }
+
+  /** Entries the view gained during the walk (its own commits) are beyond the marks: kept by name. */
+  private slot(path: string): number | undefined {
+    const slot = this.view.slotOf(path);
+    return slot !== undefined && slot < this.marks.length ? slot : undefined;
+  }
+}
+
 export function isRacy(seenAtMs: number, stat: StatKey): boolean {
   return seenAtMs - stat.mtimeMs < RACY_WINDOW_MS;
 }

@@ -34,4 +34,25 @@ describe('ScanView', () => {
     view.setStat('absent', { size: 1, mtimeMs: 2, ctimeMs: 3, ino: 4 }, 99);
     expect(view.get('absent')).toBeUndefined();
   });
+
+  it('answers the rescan\'s questions without building entries: same file and stat, deleted, slot', () => {
+    const view = new ScanView();
+    const f = file('a', 1);
+    view.set('a', f);
+    view.set('no-stat', { ...file('no-stat', 2), stat: undefined });
+    view.set('gone', { ...file('gone', 3), record: { ...file('gone', 3).record, deleted: true } });
+    view.set('d', { record: { path: 'd', type: 'dir', deleted: false, mode: 0o755 }, stat: f.stat, scannedAtMs: 9, chunkAvg: 0 });
+    expect(view.sameFileScannedAt('a', { ...f.stat! })).toBe(f.scannedAtMs);
+    for (const key of ['size', 'mtimeMs', 'ctimeMs', 'ino'] as const) {
+      expect(view.sameFileScannedAt('a', { ...f.stat!, [key]: f.stat![key] + 1 })).toBeUndefined();
+    }
+    expect(view.sameFileScannedAt('no-stat', f.stat!)).toBeUndefined();
+    expect(view.sameFileScannedAt('gone', file('gone', 3).stat!)).toBeUndefined();
+    expect(view.sameFileScannedAt('d', f.stat!)).toBeUndefined(); // a directory, not a file
+    expect(view.sameFileScannedAt('absent', f.stat!)).toBeUndefined();
+    expect([view.isDeleted('gone'), view.isDeleted('a'), view.isDeleted('absent')]).toEqual([true, false, false]);
+    expect([view.slotOf('a'), view.slotOf('d'), view.slotOf('absent')]).toEqual([0, 3, undefined]);
+    view.set('a', file('a', 5)); // overwritten in place: same slot
+    expect(view.slotOf('a')).toBe(0);
+  });
 });

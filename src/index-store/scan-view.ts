@@ -10,14 +10,10 @@ import type { ScanEntry, StatKey } from './sqlite-index-store.js';
 const TYPES: readonly FileType[] = ['file', 'dir', 'symlink'];
 const DELETED = 4;
 const HAS_STAT = 8;
+/** The flags of a present file (type index 0) with a stat. */
+const FILE_WITH_STAT = HAS_STAT;
 
-/** The part of a Map the scanner reads; a plain Map of entries fits too. */
-export interface ScanLookup {
-  get(path: string): ScanEntry | undefined;
-  keys(): IterableIterator<string>;
-}
-
-export class ScanView implements ScanLookup {
+export class ScanView {
   private readonly slots = new Map<string, number>();
   private readonly symlinkTargets = new Map<number, string>();
   private flags = new Uint8Array(0);
@@ -37,6 +33,29 @@ export class ScanView implements ScanLookup {
 
   keys(): IterableIterator<string> {
     return this.slots.keys();
+  }
+
+  /** The entry's fixed position (entries are only ever added), for callers that mark entries. */
+  slotOf(path: string): number | undefined {
+    return this.slots.get(path);
+  }
+
+  /**
+   * When `path` is indexed as a present file with exactly this stat, the time it was scanned;
+   * else undefined. A rescan asks this of every file, so it builds no objects.
+   */
+  sameFileScannedAt(path: string, stat: StatKey): number | undefined {
+    const slot = this.slots.get(path);
+    if (slot === undefined || this.flags[slot] !== FILE_WITH_STAT) return undefined;
+    const n = slot * 5;
+    const x = this.numbers;
+    return x[n] === stat.size && x[n + 1] === stat.mtimeMs && x[n + 2] === stat.ctimeMs && x[n + 3] === stat.ino ? x[n + 4] : undefined;
+  }
+
+  /** Whether `path` is indexed as deleted. */
+  isDeleted(path: string): boolean {
+    const slot = this.slots.get(path);
+    return slot !== undefined && (this.flags[slot]! & DELETED) !== 0;
   }
 
   set(path: string, e: ScanEntry): void {
