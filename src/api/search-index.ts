@@ -17,6 +17,7 @@ import { constants } from 'node:fs';
 import { isInternalPath } from '../core/paths.js';
 import { FolderPaths } from '../engine/folder-paths.js';
 import type { FolderConfig } from '../index-store/config-types.js';
+import { openDatabase } from '../index-store/open-database.js';
 import type { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import { ApiError } from './api-error.js';
 
@@ -70,10 +71,8 @@ export class SearchIndex {
   private constructor(private readonly db: Database.Database) {}
 
   static open(file: string): SearchIndex {
-    const db = new Database(file);
-    db.pragma('journal_mode = WAL');
+    const db = openDatabase(file);
     db.pragma('synchronous = NORMAL');
-    db.pragma('busy_timeout = 5000');
     if (db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
       db.transaction(() => {
         for (const t of ['search_text', 'docs', 'state']) db.exec(`DROP TABLE IF EXISTS ${t}`);

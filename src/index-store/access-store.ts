@@ -7,6 +7,7 @@
  */
 import Database from 'better-sqlite3';
 import { FerryError } from '../core/errors.js';
+import { openDatabase } from './open-database.js';
 import { SqliteIndexStore } from './sqlite-index-store.js';
 
 export type FolderAccess = 'ro' | 'rw';
@@ -71,9 +72,7 @@ export class AccessStore {
   static open(file: string): AccessStore {
     // The index store owns the migrations; opening it once brings the schema up to date.
     SqliteIndexStore.open(file).close();
-    const db = new Database(file);
-    db.pragma('journal_mode = WAL');
-    db.pragma('busy_timeout = 5000');
+    const db = openDatabase(file);
     db.pragma('foreign_keys = ON');
     return new AccessStore(db);
   }

@@ -13,6 +13,7 @@ import type { FileRecord, FileType } from '../core/file-record.js';
 import { blockOffsets } from '../core/file-record.js';
 import type { VersionVector } from '../core/version-vector.js';
 import { packBlocks, unpackBlocks } from './block-codec.js';
+import { openDatabase } from './open-database.js';
 import { ScanView } from './scan-view.js';
 import type { FolderConfig, PeerConfig } from './config-types.js';
 
@@ -70,10 +71,8 @@ export class SqliteIndexStore {
   }
 
   static open(file: string): SqliteIndexStore {
-    const db = new Database(file);
-    db.pragma('journal_mode = WAL');
+    const db = openDatabase(file);
     db.pragma('synchronous = NORMAL');
-    db.pragma('busy_timeout = 5000');
     db.pragma('foreign_keys = ON');
     migrate(db);
     return new SqliteIndexStore(db);
