@@ -302,16 +302,14 @@ class Walk {
     }
     this.seen.add(path);
     if (type === 'file') {
+      // Unchanged (indexed files are all in the view), checked without building the entry.
       const scannedAt = this.knownEntries.sameFileScannedAt(path, stat);
-      if (scannedAt !== undefined && !isRacy(scannedAt, stat)) return; // the usual case, without building the entry
-    }
-    const existing = this.known(path);
-    const live = existing && !existing.record.deleted ? existing : undefined;
-    if (type === 'file') {
-      if (live?.record.type === 'file' && live.stat && sameStat(live.stat, stat) && !isRacy(live.scannedAtMs, live.stat)) return;
+      if (scannedAt !== undefined && !isRacy(scannedAt, stat)) return;
       this.toHash.push({ path, stat: statKey(stat), mode: stat.mode & 0o7777 });
       return;
     }
+    const existing = this.known(path);
+    const live = existing && !existing.record.deleted ? existing : undefined;
     if (type === 'dir') {
       if (live?.record.type !== 'dir' || live.record.mode !== (stat.mode & 0o7777)) {
         this.changes.push(this.newEntry(path, 'dir', stat, existing));
@@ -364,10 +362,6 @@ export function deletedRecord(r: FileRecord, shortId: string): FileRecord {
 }
 
 /**
- * Whether a file's timestamps are too close to when it was looked at for an equal stat to
- * prove equal content: an edit within the timestamp granularity keeps the stat (git's rule).
- */
-/**
  * The paths a walk found: an indexed path is marked by its slot in the view, so a rescan of
  * 100,000 files keeps no set of 100,000 names alive; a path new to the view is kept by name.
  */
@@ -407,6 +401,10 @@ class SeenPaths {
   }
 }
 
+/**
+ * Whether a file's timestamps are too close to when it was looked at for an equal stat to
+ * prove equal content: an edit within the timestamp granularity keeps the stat (git's rule).
+ */
 export function isRacy(seenAtMs: number, stat: StatKey): boolean {
   return seenAtMs - stat.mtimeMs < RACY_WINDOW_MS;
 }
