@@ -2,7 +2,8 @@
  * What a full rescan compares the disk against, for every local entry of a folder: type,
  * deletion, mode, symlink target and the stat Ferry last saw. Kept in memory between scans, so
  * it is stored in columns (typed arrays indexed through one map of paths): about 60 bytes an
- * entry plus its path, where one object per entry took about 250.
+ * entry plus its path, where one object per entry took about 250. A scan of a few paths uses a
+ * small one of its own, holding only the entries under them.
  */
 import type { FileType } from '../core/file-record.js';
 import type { ScanEntry, StatKey } from './sqlite-index-store.js';
