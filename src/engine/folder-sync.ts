@@ -353,8 +353,10 @@ export class FolderSync {
   private afterScan(changed: readonly ChangedRecord[]): void {
     if (changed.length === 0) return;
     this.ctx.logger.debug({ changed: changed.length }, 'local changes');
-    for (const r of changed) this.evaluate(r.path);
+    // Announced first: the peers can start pulling while this node decides what the changes
+    // mean for itself (for 10,000 new files, ~0.2 s of lookups).
     this.options.onLocalChange();
+    for (const r of changed) this.evaluate(r.path);
     this.schedulePull();
   }
 
