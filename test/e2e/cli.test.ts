@@ -2,6 +2,7 @@
  * The command-line contract (docs/cli.md): identity, bad input rejected without changes,
  * configuration picked up by a running node, status of a stopped node.
  */
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -152,6 +153,19 @@ describe('ferry command line', () => {
     const plain = await n.ferry('status');
     expect(plain.code, describeRun(plain, 'plain status when stopped')).toBe(0);
     expect(plain.stdout).toContain('stuff');
+  });
+
+  it('bin/ferry.js run as a program starts a node with the memory options of its shebang', async () => {
+    const c = cluster.get();
+    const n = await c.createNode('program');
+    await n.start({ asProgram: true });
+    await waitFor(async () => (await n.status()).running || undefined, { message: 'status: running' });
+    const pid = n.proc!.pid!;
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    expect(argv).toContain('--max-semi-space-size=4');
+    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    expect(env).toContain('MALLOC_ARENA_MAX=2');
+    expect(await n.stop(), 'clean stop on SIGTERM').toEqual({ code: 0, signal: null });
   });
 
   it('a folder added to a running pair is picked up without a restart and syncs', async () => {

@@ -427,13 +427,17 @@ export class FerryNode {
     await this.ferryOk(...args);
   }
 
-  /** Starts `ferry start --listen 127.0.0.1:PORT` and waits until it accepts connections. */
-  async start(): Promise<void> {
+  /**
+   * Starts `ferry start --listen 127.0.0.1:PORT` and waits until it accepts connections.
+   * `asProgram`: run bin/ferry.js itself (its shebang), as `ferry` and `npm start` do.
+   */
+  async start(opts: { asProgram?: boolean } = {}): Promise<void> {
     if (this.running) throw new Error(`[${this.name}] already running`);
     this.starts++;
     const fd = openSync(this.logPath, 'a');
     writeSync(fd, `\n===== harness: start #${this.starts} of ${this.name} at ${new Date().toISOString()} =====\n`);
-    const child = spawn(process.execPath, [FERRY_BIN, '--home', this.home, 'start', '--listen', this.address], {
+    const args = ['--home', this.home, 'start', '--listen', this.address];
+    const child = spawn(opts.asProgram ? FERRY_BIN : process.execPath, opts.asProgram ? args : [FERRY_BIN, ...args], {
       cwd: REPO_ROOT,
       env: childEnv(this.dir),
       stdio: ['ignore', fd, fd],
