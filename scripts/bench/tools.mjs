@@ -258,11 +258,19 @@ export class SyncthingTool {
 
 const FERRY_BIN = path.join(REPO, 'bin', 'ferry.js');
 
+/** The NAME=VALUE settings and node options in bin/ferry.js's `#!/usr/bin/env -S ... node ...` line. */
+function ferryShebang() {
+  const words = fs.readFileSync(FERRY_BIN, 'utf8').split('\n')[0].replace(/^#!\S*env\s+(-S\s+)?/, '').trim().split(/\s+/);
+  const at = words.indexOf('node');
+  if (at < 0) throw new Error(`bin/ferry.js: no \`node\` in its shebang: ${words.join(' ')}`);
+  return { env: Object.fromEntries(words.slice(0, at).map((w) => w.split(/=(.*)/s).slice(0, 2))), nodeArgs: words.slice(at + 1) };
+}
+
 export class FerryTool {
   name = 'ferry'; kind = 'live';
   constructor(root, { settleTimeoutMs = 120000 } = {}) { this.root = root; this.nodes = []; this.settleTimeoutMs = settleTimeoutMs; this.problems = []; }
   describe() {
-    return 'Ferry (this checkout): two nodes, own homes, `bin/ferry.js start --listen 127.0.0.1:PORT` (run as a program, so its shebang\'s memory options apply), folders and peers set up '
+    return 'Ferry (this checkout): two nodes, own homes, `bin/ferry.js start --listen 127.0.0.1:PORT` (with the memory settings of its shebang), folders and peers set up '
       + 'with `folder add` / `peer add` before start. The change is only made on disk; Ferry\'s watcher must find it. '
       + 'Done = the file data is on B (polled on disk; `status` can be up to 1 s old), then confirmed untimed with '
       + '`status --json` (inSync, needFiles 0). Wire bytes = delta of B\'s peers[].bytesIn+bytesOut from `status --json`.';
@@ -316,10 +324,11 @@ export class FerryTool {
     for (const { id } of folders) await this.settle(id);
   }
   async startNode(node) {
-    // Run as a program, as users do: its shebang sets the node's memory options.
-    const env = { ...this.env(), ...(process.env.PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.PROF}` } : {}) };
-    node.proc = startDaemon(`ferry-${node.n}`, FERRY_BIN, ['start', '--listen', `127.0.0.1:${node.port}`, '--home', node.home],
-      { cwd: REPO, env, logFile: path.join(this.root, `${node.n}.log`) });
+    // With the environment and node options of bin/ferry.js's shebang, as when users run `ferry`.
+    const { env, nodeArgs } = ferryShebang();
+    const prof = process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.PROF] : [];
+    node.proc = startDaemon(`ferry-${node.n}`, process.execPath, [...nodeArgs, ...prof, FERRY_BIN, 'start', '--listen', `127.0.0.1:${node.port}`, '--home', node.home],
+      { cwd: REPO, env: { ...this.env(), ...env }, logFile: path.join(this.root, `${node.n}.log`) });
     await until(async () => {
       if (node.proc.exitCode !== null || node.proc.signalCode !== null) {
         throw new Error(`ferry start exited with ${node.proc.exitCode ?? node.proc.signalCode}: ${this.logTail(node)}`);
