@@ -105,6 +105,15 @@ interface SimNode {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * The longest a single start, stop or scan of the harness is waited for, real ms. Longer is a
+ * hang: it is reported as a liveness violation with the trace, well before the test's own
+ * timeout would end the run without one. SIM_HANG_MS sets another limit.
+ */
+const HANG_MS = Number(process.env.SIM_HANG_MS ?? 30_000);
+
+class Hang extends Error {}
+
 export function replayCommand(o: SimOptions): string {
   const extra = [
     o.nodes !== undefined ? `--nodes ${o.nodes}` : '',
@@ -254,17 +263,17 @@ class Simulation {
   }
 
   private async start(n: SimNode): Promise<void> {
-    if (n.stopping) await n.stopping;
+    if (n.stopping) await this.bounded(n.stopping, `${n.name}: stopping after its crash`);
     n.stopping = undefined;
     this.sw.setDown(n.address, false);
-    n.node = await FerryNode.start({
+    n.node = await this.bounded(FerryNode.start({
       home: n.home,
       logger: this.logger.child({ node: n.name }),
       network: this.sw.network(n.address, n.deviceId),
       deviceId: n.deviceId,
       watch: false,
       clock: this.clock,
-    });
+    }), `${n.name}: start`);
     n.dirty = false; // start scans the folder
   }
 
@@ -465,7 +474,7 @@ class Simulation {
       quiet = await this.waitQuiet(deadline - Date.now());
       if (!quiet) break;
       // One more scan everywhere: the disk must hold exactly what the indexes say.
-      await Promise.all(this.nodes.map((n) => n.node!.folderSync(FOLDER_ID)!.scanNow()));
+      await this.bounded(Promise.all(this.nodes.map((n) => n.node!.folderSync(FOLDER_ID)!.scanNow())), 'the final scan of every node');
       if (!(await this.waitQuiet(Math.max(0, deadline - Date.now())))) {
         quiet = false;
         break;
@@ -479,7 +488,7 @@ class Simulation {
       if (rounds >= 5) break;
       await sleep(200);
     }
-    await Promise.allSettled([...this.pending]);
+    await this.bounded(Promise.allSettled([...this.pending]), 'the scans under way');
     this.note(`== end: ${converged ? `converged after ${rounds} round(s)` : quiet ? 'quiet but not converged' : `not quiet after ${timeout} ms`} (${Date.now() - this.started} ms)`);
     if (!quiet) this.violations.push(`liveness: the nodes did not go quiet within ${timeout} ms after the faults stopped\n${this.nodeStates()}`);
     this.violations.push(...checkInvariants(this.folderView(), this.oracle, this.cache, { outside: this.outside, root: this.root, knownPaths: this.oracle.paths }));
@@ -513,6 +522,22 @@ class Simulation {
       }
     }
     return out;
+  }
+
+  /** `p`, or a liveness violation (with the nodes' states) and a Hang when it takes over HANG_MS. */
+  private async bounded<T>(p: Promise<T>, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const hang = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.violations.push(`liveness: ${what} did not finish within ${HANG_MS} ms\n${this.nodeStates()}`);
+        reject(new Hang(`${what} hangs`));
+      }, HANG_MS);
+    });
+    try {
+      return await Promise.race([p, hang]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private nodeStates(): string {
@@ -554,15 +579,17 @@ class Simulation {
   }
 
   async dispose(): Promise<void> {
+    // After a hang the run is already reported: what still hangs is left behind, not waited for.
+    const settle = (p: Promise<unknown>, what: string) => this.bounded(p, what).catch(() => undefined);
     for (const n of this.nodes) {
       if (n.node) {
         const node = n.node;
         n.node = undefined;
-        await node.stop().catch(() => undefined);
+        await settle(node.stop(), `${n.name}: stop`);
       }
-      if (n.stopping) await n.stopping;
+      if (n.stopping) await settle(n.stopping, `${n.name}: stopping after its crash`);
     }
-    await Promise.allSettled([...this.pending]);
+    await settle(Promise.allSettled([...this.pending]), 'the scans under way');
     const keep = this.options.keep ?? 'never';
     const failed = !this.finished || this.violations.length > 0;
     if (keep === 'always' || (keep === 'failure' && failed)) {
