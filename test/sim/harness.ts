@@ -112,8 +112,6 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  */
 const HANG_MS = Number(process.env.SIM_HANG_MS ?? 30_000);
 
-class Hang extends Error {}
-
 export function replayCommand(o: SimOptions): string {
   const extra = [
     o.nodes !== undefined ? `--nodes ${o.nodes}` : '',
@@ -524,13 +522,13 @@ class Simulation {
     return out;
   }
 
-  /** `p`, or a liveness violation (with the nodes' states) and a Hang when it takes over HANG_MS. */
+  /** `p`, or a liveness violation (with the nodes' states) and an error when it takes over HANG_MS. */
   private async bounded<T>(p: Promise<T>, what: string): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const hang = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         this.violations.push(`liveness: ${what} did not finish within ${HANG_MS} ms\n${this.nodeStates()}`);
-        reject(new Hang(`${what} hangs`));
+        reject(new Error(`${what} hangs`));
       }, HANG_MS);
     });
     try {
@@ -579,17 +577,13 @@ class Simulation {
   }
 
   async dispose(): Promise<void> {
+    const stops = this.nodes.map((n) => {
+      const node = n.node;
+      n.node = undefined;
+      return Promise.allSettled([node?.stop(), n.stopping]);
+    });
     // After a hang the run is already reported: what still hangs is left behind, not waited for.
-    const settle = (p: Promise<unknown>, what: string) => this.bounded(p, what).catch(() => undefined);
-    for (const n of this.nodes) {
-      if (n.node) {
-        const node = n.node;
-        n.node = undefined;
-        await settle(node.stop(), `${n.name}: stop`);
-      }
-      if (n.stopping) await settle(n.stopping, `${n.name}: stopping after its crash`);
-    }
-    await settle(Promise.allSettled([...this.pending]), 'the scans under way');
+    await this.bounded(Promise.allSettled([...stops, ...this.pending]), 'stopping the nodes').catch(() => undefined);
     const keep = this.options.keep ?? 'never';
     const failed = !this.finished || this.violations.length > 0;
     if (keep === 'always' || (keep === 'failure' && failed)) {
