@@ -422,6 +422,38 @@ describe('invalid names', () => {
   });
 });
 
+describe('entries that cannot be stated', () => {
+  it('are reported and skipped, and the rest of the folder is still scanned', async () => {
+    // A directory whose own path fits PATH_MAX (4,096 bytes) but whose file's does not: readdir
+    // lists the file, lstat of its absolute path fails with ENAMETOOLONG.
+    const dir = Array.from({ length: 16 }, (_, i) => String(i % 10).repeat(250)).join('/');
+    const name = 'n'.repeat(4100 - t.root.length - dir.length - 2);
+    expect(t.root.length + 1 + dir.length).toBeLessThan(4096);
+    mkdirSync(join(t.root, dir), { recursive: true });
+    const cwd = process.cwd();
+    process.chdir(join(t.root, dir)); // the file's absolute path is too long to create it by
+    try {
+      writeFileSync(name, 'deep');
+    } finally {
+      process.chdir(cwd);
+    }
+    write('ok.txt', 'fine', { mtime: OLD });
+    const result = await scanner.scanAll();
+    expect(result.errors).toEqual([{ path: `${dir}/${name}`, message: expect.stringMatching(/cannot stat: .*ENAMETOOLONG/) }]);
+    expect(livePaths()).toContain('ok.txt');
+    expect(livePaths()).toContain(dir);
+    expect(local(`${dir}/${name}`)).toBeUndefined();
+    expect((await scanner.scanPaths([`${dir}/${name}`])).errors).toHaveLength(1);
+    expect((await scanner.scanPaths([`${dir}/${name}/below`])).errors).toHaveLength(1);
+    process.chdir(join(t.root, dir)); // the folder's removal cannot reach the file otherwise
+    try {
+      unlinkSync(name);
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+});
+
 describe('no escape', () => {
   // BUG: scanPaths trusts a parent directory that the index knows as a live directory and
   // never re-checks it, and Walk.entry/hashFile lstat/read join(root, path), which follows a

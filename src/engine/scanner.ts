@@ -102,7 +102,7 @@ export class Scanner {
     let dir = '';
     for (const part of parts.slice(0, -1)) {
       dir = dir ? `${dir}/${part}` : part;
-      if (!lstatSync(join(this.ctx.root, dir), { throwIfNoEntry: false })?.isDirectory()) return dir;
+      if (!isRealDirectory(join(this.ctx.root, dir))) return dir;
     }
     return path;
   }
@@ -292,7 +292,15 @@ class Walk {
   }
 
   private checkedEntry(path: string, recurse: boolean): void {
-    const stat = lstatSync(`${this.ctx.root}/${path}`, { throwIfNoEntry: false });
+    let stat: Stats | undefined;
+    try {
+      stat = lstatSync(`${this.ctx.root}/${path}`, { throwIfNoEntry: false });
+    } catch (err) {
+      // One entry that cannot be stated (its absolute path too long, no permission) must not
+      // fail the whole scan. ENOTDIR: a parent became a file meanwhile, so the entry is gone.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOTDIR') this.skip(path, `cannot stat: ${errorMessage(err)}`);
+      return;
+    }
     if (!stat) return;
     const type: FileType | undefined = stat.isFile() ? 'file' : stat.isDirectory() ? 'dir' : stat.isSymbolicLink() ? 'symlink' : undefined;
     if (!type) return; // sockets, FIFOs, devices: not synced
@@ -434,6 +442,15 @@ function nameProblem(name: string, path: string): string | undefined {
     return checkRelativePath(name) === name ? (checkRelativePath(path), undefined) : NOT_NFC;
   } catch (err) {
     return errorMessage(err);
+  }
+}
+
+/** Whether `abs` is a directory (not a symlink to one); false also when it cannot be stated. */
+function isRealDirectory(abs: string): boolean {
+  try {
+    return lstatSync(abs, { throwIfNoEntry: false })?.isDirectory() ?? false;
+  } catch {
+    return false; // scanning it as the root reports why
   }
 }
 
