@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { blockOffsets } from '../core/file-record.js';
@@ -79,5 +79,64 @@ describe('starting', () => {
       await watched.stop();
       t2.cleanup();
     }
+  });
+});
+
+describe('a folder that is not there', () => {
+  it('is neither scanned nor taken for deleted while its marker is missing, and syncs again once it is back', async () => {
+    writeFileSync(join(t.root, 'a.txt'), 'kept');
+    mkdirSync(join(t.root, 'sub'));
+    writeFileSync(join(t.root, 'sub/b.txt'), 'kept too');
+    await folder.scanNow();
+    const live = () => [...t.store.allLocal('f1').values()].filter((e) => !e.record.deleted).map((e) => e.record.path).sort();
+    expect(live()).toEqual(['a.txt', 'sub', 'sub/b.txt']);
+    const sequence = t.store.getLocal('f1', 'a.txt')!.record.sequence;
+
+    // An unmounted disk: an empty directory where the folder was.
+    renameSync(t.root, `${t.root}.disk`);
+    mkdirSync(t.root);
+    const summary = await folder.rescan();
+    expect(summary.errors).toBe(1);
+    expect(live()).toEqual(['a.txt', 'sub', 'sub/b.txt']);
+    const status = folder.status();
+    expect(status.state).toBe('error');
+    expect(status.errors[0]).toEqual({ path: '.', message: expect.stringMatching(/\.ferry-folder is missing/) });
+    expect(t.logger.lines.some((l) => l.level === 'error' && l.msg === 'folder unavailable; not scanning or pulling it')).toBe(true);
+
+    // Mounted again: nothing changed, nothing to do.
+    rmSync(t.root, { recursive: true });
+    renameSync(`${t.root}.disk`, t.root);
+    await folder.scanNow();
+    expect(folder.status().state).toBe('idle');
+    expect(folder.status().errors).toEqual([]);
+    expect(t.store.getLocal('f1', 'a.txt')!.record.sequence).toBe(sequence);
+
+    // Emptied on purpose, marker made again by the user: now the deletions count.
+    rmSync(t.root, { recursive: true });
+    mkdirSync(t.root);
+    writeFileSync(join(t.root, '.ferry-folder'), '');
+    await folder.scanNow();
+    expect(live()).toEqual([]);
+    expect(t.store.getLocal('f1', 'a.txt')!.record.deleted).toBe(true);
+  });
+
+  it('is looked at again on its own, and scanned once it is back', async () => {
+    writeFileSync(join(t.root, 'a.txt'), 'kept');
+    await folder.scanNow();
+    await folder.stop();
+    unlinkSync(join(t.root, '.ferry-folder'));
+    const timers: { fn: () => void; ms: number }[] = [];
+    const clock = { now: () => Date.now(), setInterval: () => setInterval(() => undefined, 1e9), setTimeout: (fn: () => void, ms: number) => (timers.push({ fn, ms }), setTimeout(() => undefined, 0)) };
+    folder = soloFolderSync(t.ctx, { watch: false, clock });
+    await folder.start();
+    expect(folder.status().state).toBe('error');
+    const check = timers.find((x) => x.ms === 10_000);
+    expect(check).toBeDefined();
+    writeFileSync(join(t.root, '.ferry-folder'), '');
+    writeFileSync(join(t.root, 'new.txt'), 'found after the marker came back');
+    check!.fn();
+    await folder.settle();
+    expect(folder.status().state).toBe('idle');
+    expect(t.store.getLocal('f1', 'new.txt')?.record.size).toBe('found after the marker came back'.length);
   });
 });

@@ -22,6 +22,7 @@ import { hashMatches, Puller, readAtSync, tempName, type BlockFetcher } from './
 import { Scanner, sameStat, statKey, type ChangedRecord, type ScanSummary } from './scanner.js';
 import { OwnWrites } from './own-writes.js';
 import { FolderWatcher } from './watcher.js';
+import { folderUnavailable } from './folder-marker.js';
 
 export type FolderState = 'scanning' | 'syncing' | 'idle' | 'error';
 
@@ -53,6 +54,8 @@ export interface FolderSyncOptions {
 }
 
 const RETRY_MS = 5000;
+/** How often a folder that is not there (see folder-marker.ts) is looked at again. */
+const AVAILABILITY_CHECK_MS = 10_000;
 const FILE_CONCURRENCY = 48;
 /** Pulled entries are committed to the index in batches of this many (one transaction). */
 const COMMIT_BATCH = 256;
@@ -85,6 +88,9 @@ export class FolderSync {
   private watcher?: FolderWatcher;
   private timers: NodeJS.Timeout[] = [];
   private retryTimer?: NodeJS.Timeout;
+  /** Why the folder cannot be synced now (see folder-marker.ts), or undefined. */
+  private unavailable?: string;
+  private availabilityTimer?: NodeJS.Timeout;
   private stopped = false;
 
   constructor(
@@ -104,13 +110,7 @@ export class FolderSync {
     // Watching first: an edit made while the first scan runs (or just after it looked at that
     // file) is reported, and its scan queues behind the first one. The other order would miss
     // it until the next full rescan.
-    if (this.options.watch) {
-      try {
-        this.watcher = await FolderWatcher.start(this.ctx.root, (paths) => this.localChanged(paths), this.ctx.logger);
-      } catch (err) {
-        this.ctx.logger.warn({ err: errorMessage(err) }, 'cannot watch folder; relying on periodic rescans');
-      }
-    }
+    if (this.available()) await this.watch();
     await this.exclusive(() => this.fullScan());
     this.recomputeNeed();
     this.schedulePull();
@@ -124,6 +124,7 @@ export class FolderSync {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.retryTimer);
+    clearTimeout(this.availabilityTimer);
     await this.watcher?.stop();
     await this.queue.catch(() => undefined);
   }
@@ -195,8 +196,9 @@ export class FolderSync {
     const local = this.ctx.store.localCounts(this.id);
     const total = local.bytes + needBytes;
     const errors = [...this.scanErrors, ...this.errors].map(([path, message]) => ({ path, message }));
+    if (this.unavailable) errors.unshift({ path: '.', message: this.unavailable });
     return {
-      state: this.state === 'idle' && this.need.size > 0 ? 'syncing' : this.state,
+      state: this.unavailable ? 'error' : this.state === 'idle' && this.need.size > 0 ? 'syncing' : this.state,
       needFiles: this.need.size,
       needBytes,
       completion: total === 0 ? 100 : Math.floor((1000 * (total - needBytes)) / total) / 10,
@@ -307,7 +309,51 @@ export class FolderSync {
     return run;
   }
 
+  private async watch(): Promise<void> {
+    if (!this.options.watch || this.watcher) return;
+    try {
+      this.watcher = await FolderWatcher.start(this.ctx.root, (paths) => this.localChanged(paths), this.ctx.logger);
+    } catch (err) {
+      this.ctx.logger.warn({ err: errorMessage(err) }, 'cannot watch folder; relying on periodic rescans');
+    }
+  }
+
+  /**
+   * Whether the folder is there to be synced (its marker present). While it is not, it is
+   * looked at again every few seconds. When it is back, the watcher is started afresh (an
+   * unmount ends its watches) and a full scan and a pull follow.
+   */
+  private available(): boolean {
+    const problem = folderUnavailable(this.ctx.root, () => this.ctx.store.localCounts(this.id).files > 0);
+    const was = this.unavailable;
+    this.unavailable = problem;
+    if (problem) {
+      if (problem !== was) this.ctx.logger.error({ folder: this.id, problem }, 'folder unavailable; not scanning or pulling it');
+      if (!this.availabilityTimer && !this.stopped) {
+        this.availabilityTimer = (this.options.clock ?? systemClock).setTimeout(() => {
+          this.availabilityTimer = undefined;
+          void this.exclusive(async () => void this.available());
+        }, AVAILABILITY_CHECK_MS);
+      }
+      return false;
+    }
+    if (was) {
+      this.ctx.logger.info({ folder: this.id }, 'folder available again');
+      void this.exclusive(async () => {
+        await this.watcher?.stop();
+        this.watcher = undefined;
+        await this.fullScan();
+      }).then(() => {
+        this.recomputeNeed();
+        this.schedulePull();
+      });
+    }
+    return true;
+  }
+
   private async fullScan(): Promise<ScanSummary> {
+    if (!this.available()) return { entries: 0, hashed: 0, changed: 0, errors: 1, ms: 0 };
+    await this.watch(); // it could not start while the folder was missing
     const before = this.state;
     this.state = 'scanning';
     const startedAt = performance.now();
@@ -344,6 +390,7 @@ export class FolderSync {
   }
 
   private async scan(paths: string[]): Promise<void> {
+    if (!this.available()) return;
     const result = await this.scanner.scanPaths(paths);
     for (const p of paths) this.scanErrors.delete(p);
     for (const e of result.errors) this.scanErrors.set(e.path, e.message);
@@ -396,7 +443,7 @@ export class FolderSync {
   }
 
   private async pullAll(): Promise<void> {
-    if (this.need.size === 0) return;
+    if (this.need.size === 0 || !this.available()) return;
     this.pullRound++;
     this.state = 'syncing';
     let committed = false;

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Clock } from '../core/clock.js';
 import type { BlockRef, FileRecord } from '../core/file-record.js';
 import { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import type { FolderContext, Logger } from './folder-context.js';
@@ -141,8 +142,9 @@ export function makeTestFolder(folderId = 'f1', shortId = 'LOCAL01'): TestFolder
 }
 
 /** A folder that shares with nobody (no peer ever fetches from it or for it), for scan and watcher tests. */
-export function soloFolderSync(ctx: FolderContext, options: { watch: boolean }): FolderSync {
+export function soloFolderSync(ctx: FolderContext, options: { watch: boolean; clock?: Clock }): FolderSync {
   return new FolderSync(ctx, {
+    ...(options.clock ? { clock: options.clock } : {}),
     devices: () => [],
     fetchBlock: () => ({ fetch: async () => ({ data: Buffer.alloc(0), from: '' }) }),
     onLocalChange: () => undefined,

@@ -2,7 +2,7 @@
  * The command-line contract (docs/cli.md): identity, bad input rejected without changes,
  * configuration picked up by a running node, status of a stopped node.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -242,6 +242,47 @@ describe('ferry command line', () => {
     expect(stopped.code).not.toBe(0);
     expect(jsonError(stopped)).toMatchObject({ code: 'NOT_RUNNING' });
     expect(jsonError(stopped).message).toContain('ferry start');
+  }, 90_000);
+
+  it('a folder whose disk is not mounted is not synced, and its files are not deleted on the peer', async () => {
+    const c = cluster.get();
+    const a = await c.createNode('mount1');
+    const b = await c.createNode('mount2');
+    for (const n of [a, b]) await n.addFolder('disk');
+    await a.addPeer(b, ['disk']);
+    await b.addPeer(a, ['disk']);
+    await a.start();
+    await b.start();
+    const photo = uniqueText('photo');
+    await writeFile(a.file('disk', 'photos/one.jpg'), photo);
+    await waitForContent(b, 'disk', 'photos/one.jpg', photo);
+    await waitConverged([a, b], 'disk');
+
+    // The disk is unmounted: an empty directory is left where the folder was.
+    const root = a.folderPath('disk');
+    renameSync(root, `${root}.unmounted`);
+    mkdirSync(root);
+    type Scan = { id: string; errors: number };
+    expect(parseJsonOutput<Scan[]>(await a.ferryOk('folder', 'rescan', 'disk', '--json'))[0]!.errors).toBe(1);
+    const later = uniqueText('made on the peer meanwhile');
+    await writeFile(b.file('disk', 'later.txt'), later);
+    const stuck = await waitFor(async () => {
+      const f = (await a.status()).folders.find((x) => x.id === 'disk');
+      return f?.state === 'error' && f.errors.some((e) => e.message.includes('.ferry-folder is missing')) ? f : undefined;
+    }, { message: 'the unmounted folder reported as an error' });
+    expect(stuck.inSync).toBe(false);
+    expect((await a.ferryOk('status')).stdout).toMatch(/error: \.: .*\.ferry-folder is missing/);
+    await sleep(1500); // time enough for a deletion or a pull to happen, if one were going to
+    expect(readFileSync(b.file('disk', 'photos/one.jpg'), 'utf8')).toBe(photo);
+    expect(readdirSync(root)).toEqual([]); // nothing pulled into the mount point
+
+    // Mounted again: it catches up with what the peer made, and nothing was lost anywhere.
+    rmSync(root, { recursive: true });
+    renameSync(`${root}.unmounted`, root);
+    await a.ferryOk('folder', 'rescan', 'disk');
+    await waitForContent(a, 'disk', 'later.txt', later);
+    await waitConverged([a, b], 'disk');
+    expect(readFileSync(b.file('disk', 'photos/one.jpg'), 'utf8')).toBe(photo);
   }, 90_000);
 
   it('a node whose home path is too long for a control socket still runs, and says what it lacks', async () => {
