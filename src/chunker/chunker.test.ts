@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isFerryError } from '../core/errors.js';
 import { chunkBuffer, chunkFile, type Chunk, type ChunkFileOptions } from './chunk-file.js';
-import { ChunkBoundaryFinder, chunkParamsFor, chunkParamsWithAvg, type ChunkParams } from './fastcdc.js';
+import { ChunkBoundaryFinder, chunkParamsFor, chunkParamsWithAvg, likelyChunkAvg, type ChunkParams } from './fastcdc.js';
 import { GEAR, GEAR_SEED } from './gear-table.js';
 
 const KiB = 1024;
@@ -298,5 +298,24 @@ describe('chunkParamsFor', () => {
     expect(chunkParamsFor(1 * GiB, 64 * KiB).avgSize).toBe(128 * KiB);
     expect(chunkParamsFor(1 * GiB, 8 * MiB).avgSize).toBe(128 * KiB);
     expect(chunkParamsFor(1 * GiB, 200 * KiB).avgSize).toBe(128 * KiB);
+  });
+});
+
+describe('likelyChunkAvg', () => {
+  const data = randomBytes(24 * MiB, 11);
+  const sizesWith = (avg: number) => chunkBuffer(data, chunkParamsWithAvg(avg)).map((c) => c.size);
+
+  it('finds the average a block list was cut with, the usual one for its size or another', () => {
+    expect(chunkParamsFor(data.length).avgSize).toBe(128 * KiB);
+    for (const avg of [128 * KiB, 256 * KiB, 512 * KiB, 1 * MiB]) expect(likelyChunkAvg(sizesWith(avg), data.length)).toBe(avg);
+    // A file that grew on the sender kept its smaller average.
+    expect(likelyChunkAvg(sizesWith(128 * KiB), 3 * GiB)).toBe(128 * KiB);
+  });
+
+  it('takes the usual average for a one-block file, and gives 0 for blocks no average cut', () => {
+    expect(likelyChunkAvg([4096], 4096)).toBe(128 * KiB);
+    expect(likelyChunkAvg([], 0)).toBe(128 * KiB);
+    expect(likelyChunkAvg([100, 200, 50], 350)).toBe(0);
+    expect(likelyChunkAvg([600 * KiB, 20 * KiB, 300 * KiB], 920 * KiB)).toBe(0); // 20 KiB is below every min
   });
 });

@@ -57,6 +57,33 @@ export function chunkParamsFor(fileSize: number, previousAvg?: number): ChunkPar
   return chunkParamsWithAvg(avg);
 }
 
+/**
+ * The average chunk size `blockSizes` were most likely cut with, for a file that came from a
+ * peer: records do not carry the sender's setting, and the next local edit re-chunks only what
+ * changed when it knows it (and cuts where the sender would). A candidate must fit every block
+ * but the last (longer than its min, at most its max). Of those, the one nearest the median
+ * block (normalized chunking puts the median at ~1.1x the average); but the one chunkParamsFor
+ * gives the file's size when it is within a factor 1.5 of the median, which settles lists of a
+ * few blocks. A file that grew on the sender kept a smaller average (the hysteresis above), so
+ * the usual one for its size is not simply taken. 0 when none fits.
+ */
+export function likelyChunkAvg(blockSizes: readonly number[], fileSize: number): number {
+  const fits = (avg: number) => {
+    const { minSize, maxSize } = chunkParamsWithAvg(avg);
+    for (let i = 0; i < blockSizes.length - 1; i++) if (blockSizes[i]! <= minSize || blockSizes[i]! > maxSize) return false;
+    return true;
+  };
+  const median = [...blockSizes].sort((a, b) => a - b)[blockSizes.length >> 1] ?? fileSize;
+  const distance = (avg: number) => Math.abs(Math.log2(avg / Math.max(1, median)));
+  const usual = chunkParamsFor(fileSize).avgSize;
+  if (fits(usual) && distance(usual) <= Math.log2(1.5)) return usual;
+  let best = 0;
+  for (let avg = MIN_AVG_SIZE; avg <= MAX_AVG_SIZE; avg *= 2) {
+    if (fits(avg) && (best === 0 || distance(avg) < distance(best))) best = avg;
+  }
+  return best;
+}
+
 function isPowerOfTwo(n: number): boolean {
   return Number.isInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n;
 }

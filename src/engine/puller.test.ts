@@ -1,6 +1,8 @@
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { chunkBuffer } from '../chunker/chunk-file.js';
+import { chunkParamsWithAvg } from '../chunker/fastcdc.js';
 import { isFerryError } from '../core/errors.js';
 import type { BlockRef, FileRecord } from '../core/file-record.js';
 import type { LocalEntry } from '../index-store/sqlite-index-store.js';
@@ -121,6 +123,16 @@ async function expectRejectCode(p: Promise<unknown>, code: string): Promise<Erro
 const remoteVersion = { LOCAL01: 1, REMOTE1: 5 };
 
 describe('applying files', () => {
+  it('records the average chunk size the sender most likely cut a large file with', async () => {
+    const data = seededBytes(3 * 1024 * 1024, 21);
+    const sizes = chunkBuffer(data, chunkParamsWithAvg(256 * 1024)).map((c) => c.size);
+    const target = recordFor('cut.bin', data, sizes, { mtimeMs: MTIME, version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1' });
+    fetcher.add(data, target.blocks);
+    const { entry } = await puller.apply(target, undefined, false);
+    expect(readFileSync(abs('cut.bin')).equals(data)).toBe(true);
+    expect(entry.chunkAvg).toBe(256 * 1024); // not the 128 KiB this node would pick for 3 MiB
+  });
+
   it('writes a new file with the exact bytes, mode and mtime, creating parents, no temp left', async () => {
     const data = seededBytes(350, 1);
     const target = recordFor('new/dir/file.bin', data, [100, 200, 50], { mode: 0o751, mtimeMs: MTIME, version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1' });

@@ -15,6 +15,7 @@ import type { Stats } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { likelyChunkAvg } from '../chunker/fastcdc.js';
 import { FerryError } from '../core/errors.js';
 import { blockOffsets, type BlockRef, type FileRecord } from '../core/file-record.js';
 import type { LocalEntry } from '../index-store/sqlite-index-store.js';
@@ -344,7 +345,8 @@ export class Puller {
  */
 function recordedEntry(record: FileRecord, written: Stats, now: Stats | undefined): LocalEntry {
   const asWritten = now !== undefined && now.ino === written.ino && now.size === written.size && now.mtimeMs === written.mtimeMs;
-  return { record, stat: asWritten ? statKey(now) : undefined, scannedAtMs: Date.now(), chunkAvg: 0 };
+  const chunkAvg = likelyChunkAvg(record.blocks.map((b) => b.size), record.size);
+  return { record, stat: asWritten ? statKey(now) : undefined, scannedAtMs: Date.now(), chunkAvg };
 }
 
 function blockKey(b: BlockRef): string {

@@ -3,9 +3,11 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { FileRecord } from '../core/file-record.js';
 import { compareVersions } from '../core/version-vector.js';
+import { chunkBuffer } from '../chunker/chunk-file.js';
+import { chunkParamsWithAvg, likelyChunkAvg } from '../chunker/fastcdc.js';
 import { IgnoreRules } from './ignore-rules.js';
 import { Scanner, sameStat, statKey } from './scanner.js';
-import { makeTestFolder, seededBytes, sha256, type TestFolder } from './test-support.js';
+import { makeTestFolder, recordFor, seededBytes, sha256, type TestFolder } from './test-support.js';
 
 // Count how many files the scanner hashes, without changing what chunkFile does.
 const chunkCalls = vi.hoisted(() => ({ paths: [] as string[] }));
@@ -204,6 +206,29 @@ describe('rescans', () => {
     expect(result.changed.map((r) => r.path).sort()).toEqual(['d', 'ln']);
     expect(local('ln')!.symlinkTarget).toBe('two');
     expect(local('d')!.mode).toBe(0o700);
+  });
+});
+
+describe('a file pulled from a peer', () => {
+  it('is re-chunked from its blocks after a local edit, with the average the sender cut it with', async () => {
+    const params = chunkParamsWithAvg(256 * 1024); // not the 128 KiB a scan here picks for 6 MiB
+    const data = seededBytes(6 * 1024 * 1024, 31);
+    write('pulled.bin', data, { mtime: OLD });
+    const sizes = chunkBuffer(data, params).map((c) => c.size);
+    const record = recordFor('pulled.bin', data, sizes, { mtimeMs: OLD * 1000, mode: statSync(join(t.root, 'pulled.bin')).mode & 0o7777, version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1' });
+    // Committed as the puller commits what it wrote.
+    t.store.commitLocal('f1', [{ record, stat: statKey(lstatSync(join(t.root, 'pulled.bin'))), scannedAtMs: Date.now(), chunkAvg: likelyChunkAvg(sizes, data.length) }]);
+
+    const edited = Buffer.from(data);
+    seededBytes(100 * 1024, 32).copy(edited, 3 * 1024 * 1024);
+    write('pulled.bin', edited, { mtime: OLD + 10 });
+    const result = await scanner.scanAll();
+    expect(result.changed.map((r) => r.path)).toEqual(['pulled.bin']);
+    expect(chunkCalls.paths).toEqual([]); // re-chunked from the old blocks, not chunked afresh
+    const after = local('pulled.bin')!;
+    expect(after.blocks.map((b) => [b.hash.toString('hex'), b.size])).toEqual(chunkBuffer(edited, params).map((c) => [c.hash.toString('hex'), c.size]));
+    const kept = after.blocks.filter((b) => record.blocks.some((o) => o.hash.equals(b.hash))).length;
+    expect(kept).toBeGreaterThanOrEqual(after.blocks.length - 2);
   });
 });
 
