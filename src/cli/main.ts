@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { basename, resolve } from 'node:path';
 import { parseDeviceId } from '../core/device-id.js';
+import { isInsideDir } from '../core/paths.js';
 import { FerryError } from '../core/errors.js';
 import { callNode, ControlSocket } from '../daemon/control-socket.js';
 import { createLogger } from '../daemon/logger.js';
@@ -161,6 +162,13 @@ folder
       const abs = resolve(path);
       if (!existsSync(abs) || !statSync(abs).isDirectory()) {
         throw new FerryError('INVALID_PATH', `${abs} is not an existing directory`);
+      }
+      const homeDir = resolve(home);
+      if (abs === homeDir || isInsideDir(abs, homeDir) || isInsideDir(homeDir, abs)) {
+        throw new FerryError(
+          'INVALID_PATH',
+          `${abs} and Ferry's home ${homeDir} overlap: the home's database and keys must not be synced; share another directory or move the home (--home, FERRY_HOME)`,
+        );
       }
       const id = opts.id ?? basename(abs);
       if (!FOLDER_ID.test(id)) {

@@ -3,6 +3,7 @@
  * empty components or NUL. Every path that comes from a peer, a user or the disk passes
  * through `checkRelativePath` before Ferry touches the filesystem with it.
  */
+import { sep } from 'node:path';
 import { FerryError } from './errors.js';
 
 export const MAX_PATH_BYTES = 4096;
@@ -60,4 +61,10 @@ export function pathDepth(path: string): number {
 
 function invalid(path: string, why: string): FerryError {
   return new FerryError('INVALID_PATH', `invalid path ${JSON.stringify(path.slice(0, 200))}: ${why}`, { data: { path } });
+}
+
+/** Whether the absolute local path `path` lies strictly under the directory `dir`. */
+export function isInsideDir(path: string, dir: string): boolean {
+  const prefix = dir.endsWith(sep) ? dir : dir + sep;
+  return path.length > prefix.length && path.startsWith(prefix);
 }

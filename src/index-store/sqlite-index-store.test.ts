@@ -151,6 +151,15 @@ describe('folders, peers and sharing', () => {
     expect(store.listFolders()).toHaveLength(1);
   });
 
+  it('refuses a folder inside another folder, or holding one', () => {
+    store.addFolder('photos', '/home/u/Photos');
+    expectFerry(() => store.addFolder('trip', '/home/u/Photos/2026/trip'), 'INVALID_PATH');
+    expectFerry(() => store.addFolder('home', '/home/u'), 'INVALID_PATH');
+    expectFerry(() => store.addFolder('root', '/'), 'INVALID_PATH');
+    expect(store.addFolder('photos2', '/home/u/Photos2').path).toBe('/home/u/Photos2'); // a shared prefix is not nesting
+    expect(store.listFolders().map((f) => f.id)).toEqual(['photos', 'photos2']);
+  });
+
   it('updateFolder changes only the settings given; unknown is an error', () => {
     store.addFolder('docs', '/d', { versionsKeepDays: 30, rescanSeconds: 600 });
     expect(store.updateFolder('docs', { versionsKeepDays: 7 })).toMatchObject({ id: 'docs', path: '/d', versionsKeepDays: 7, rescanSeconds: 600 });

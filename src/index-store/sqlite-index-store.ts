@@ -10,6 +10,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { FerryError } from '../core/errors.js';
 import type { FileRecord, FileType } from '../core/file-record.js';
+import { isInsideDir } from '../core/paths.js';
 import { blockOffsets } from '../core/file-record.js';
 import type { VersionVector } from '../core/version-vector.js';
 import { packBlocks, unpackBlocks } from './block-codec.js';
@@ -131,6 +132,11 @@ export class SqliteIndexStore {
     if (this.getFolder(id)) throw new FerryError('ALREADY_EXISTS', `folder ${id} already exists`);
     const other = this.listFolders().find((f) => f.path === path);
     if (other) throw new FerryError('ALREADY_EXISTS', `${path} is already shared as folder ${other.id}`);
+    // A folder inside another would sync its files twice, each copy with its own versions.
+    const nested = this.listFolders().find((f) => isInsideDir(path, f.path) || isInsideDir(f.path, path));
+    if (nested) {
+      throw new FerryError('INVALID_PATH', `${path} and folder ${nested.id} (${nested.path}) overlap: one folder cannot hold another`);
+    }
     this.db
       .prepare('INSERT INTO folders (id, path, index_id, created_at, versions_keep_days, rescan_seconds) VALUES (?, ?, ?, ?, ?, ?)')
       .run(id, path, randomBytes(8).toString('hex'), new Date().toISOString(), options.versionsKeepDays ?? 30, options.rescanSeconds ?? 600);

@@ -85,6 +85,26 @@ describe('ferry command line', () => {
     expect(JSON.stringify(listAfter)).not.toContain('ghost');
   });
 
+  it('folder add refuses a folder inside another, one holding another, and one overlapping the home', async () => {
+    const c = cluster.get();
+    const n = await c.createNode('nested');
+    await n.addFolder('outer');
+    const before = parseJsonOutput(await n.ferryOk('folder', 'list', '--json'));
+    const inner = path.join(n.folderPath('outer'), 'inner');
+    mkdirSync(inner);
+    for (const [dir, why] of [
+      [inner, /overlap: one folder cannot hold another/],
+      [path.dirname(n.folderPath('outer')), /overlap: one folder cannot hold another/],
+      [n.home, /Ferry's home .* overlap/],
+      [n.dir, /Ferry's home .* overlap/],
+    ] as const) {
+      const r = await n.ferry('folder', 'add', dir, '--id', 'nested', '--json');
+      expect(r.code, describeRun(r, `${dir} must be refused`)).not.toBe(0);
+      expect(jsonError(r)).toMatchObject({ code: 'INVALID_PATH', message: expect.stringMatching(why) });
+    }
+    expect(parseJsonOutput(await n.ferryOk('folder', 'list', '--json'))).toEqual(before);
+  });
+
   it('peer add with a malformed device ID fails and changes nothing', async () => {
     const c = cluster.get();
     const n = await c.createNode('badpeer');
