@@ -140,3 +140,39 @@ describe('a folder that is not there', () => {
     expect(t.store.getLocal('f1', 'new.txt')?.record.size).toBe('found after the marker came back'.length);
   });
 });
+
+describe('a burst of watcher reports', () => {
+  it('of 1,000 paths or more is followed by a full rescan, which finds what the watcher did not report', async () => {
+    await folder.stop();
+    const timers: { fn: () => void; ms: number }[] = [];
+    const clock = { now: () => Date.now(), setInterval: () => setInterval(() => undefined, 1e9), setTimeout: (fn: () => void, ms: number) => (timers.push({ fn, ms }), setTimeout(() => undefined, 0)) };
+    folder = soloFolderSync(t.ctx, { watch: false, clock });
+    await folder.start();
+    const lastBurstTimer = () => timers.filter((x) => x.ms === 2000).at(-1)!;
+
+    const few = Array.from({ length: 5 }, (_, i) => `few/${i}.txt`);
+    mkdirSync(join(t.root, 'few'));
+    for (const p of few) writeFileSync(join(t.root, p), p);
+    writeFileSync(join(t.root, 'few/unreported.txt'), 'not reported');
+    folder.localChanged(few);
+    await folder.settle();
+    lastBurstTimer().fn();
+    await folder.settle();
+    expect(t.store.getLocal('f1', 'few/4.txt')).toBeDefined();
+    expect(t.store.getLocal('f1', 'few/unreported.txt')).toBeUndefined(); // a small burst: no rescan
+
+    const many = Array.from({ length: 1200 }, (_, i) => `many/${i}.txt`);
+    mkdirSync(join(t.root, 'many'));
+    for (const p of many) writeFileSync(join(t.root, p), p);
+    writeFileSync(join(t.root, 'many/unreported.txt'), 'not reported either');
+    folder.localChanged(many.slice(0, 600));
+    folder.localChanged(many.slice(600));
+    await folder.settle();
+    expect(t.store.getLocal('f1', 'many/1199.txt')).toBeDefined();
+    expect(t.store.getLocal('f1', 'many/unreported.txt')).toBeUndefined();
+    lastBurstTimer().fn();
+    await folder.settle();
+    expect(t.store.getLocal('f1', 'many/unreported.txt')?.record.size).toBe('not reported either'.length);
+    expect(t.store.getLocal('f1', 'few/unreported.txt')).toBeDefined();
+  });
+});
