@@ -154,7 +154,7 @@ describe('a burst of watcher reports', () => {
     mkdirSync(join(t.root, 'few'));
     for (const p of few) writeFileSync(join(t.root, p), p);
     writeFileSync(join(t.root, 'few/unreported.txt'), 'not reported');
-    folder.localChanged(few);
+    folder.watcherReported(few);
     await folder.settle();
     lastBurstTimer().fn();
     await folder.settle();
@@ -165,8 +165,8 @@ describe('a burst of watcher reports', () => {
     mkdirSync(join(t.root, 'many'));
     for (const p of many) writeFileSync(join(t.root, p), p);
     writeFileSync(join(t.root, 'many/unreported.txt'), 'not reported either');
-    folder.localChanged(many.slice(0, 600));
-    folder.localChanged(many.slice(600));
+    folder.watcherReported(many.slice(0, 600));
+    folder.watcherReported(many.slice(600));
     await folder.settle();
     expect(t.store.getLocal('f1', 'many/1199.txt')).toBeDefined();
     expect(t.store.getLocal('f1', 'many/unreported.txt')).toBeUndefined();

@@ -160,11 +160,16 @@ export class FolderSync {
     return this.need.size === 0 && !this.pullScheduled && this.state === 'idle';
   }
 
-  /** Paths the watcher saw change. */
+  /** What the watcher reported (public so that a test can play the watcher). */
+  watcherReported(paths: string[]): void {
+    this.noteBurst(this.ownWrites.notWritten(paths));
+    this.localChanged(paths);
+  }
+
+  /** Paths that may have changed on disk (reported by the watcher, or written by an upload). */
   localChanged(reported: string[]): void {
     const paths = this.ownWrites.changed(reported);
     if (paths.length === 0) return;
-    this.noteBurst(paths.length);
     if (paths.includes(IGNORE_FILE)) {
       this.ctx.ignore = IgnoreRules.load(this.ctx.root);
       void this.exclusive(() => this.fullScan()).then(() => this.recomputeNeed());
@@ -318,7 +323,8 @@ export class FolderSync {
   }
 
   /**
-   * Counts the paths of a burst of watcher reports; a burst of BURST_RESCAN_PATHS or more is
+   * Counts the paths of a burst of watcher reports (not those a pull wrote: their echo is no
+   * sign of a busy folder); a burst of BURST_RESCAN_PATHS or more is
    * followed by a full rescan once it has been quiet for BURST_QUIET_MS. Under load the
    * watcher does not report everything: @parcel/watcher lost 23 to 547 of 100,000 files made
    * by two `xargs touch` at once on the 2-core dev VM (not the first files of a new directory,
@@ -326,22 +332,24 @@ export class FolderSync {
    * overflows its queue without a word. Without the rescan they would wait for the next
    * periodic one.
    */
-  private noteBurst(paths: number): void {
+  private noteBurst(reported: number): void {
     const clock = this.options.clock ?? systemClock;
-    this.burstPaths += paths;
+    this.burstPaths += reported;
     clearTimeout(this.burstTimer);
     this.burstTimer = clock.setTimeout(() => {
-      const large = this.burstPaths >= BURST_RESCAN_PATHS;
+      const paths = this.burstPaths;
       this.burstPaths = 0;
       this.burstTimer = undefined;
-      if (large) void this.exclusive(() => this.fullScan());
+      if (paths < BURST_RESCAN_PATHS) return;
+      this.ctx.logger.info({ paths }, 'a burst of changes: full rescan for any the watcher missed');
+      void this.exclusive(() => this.fullScan());
     }, BURST_QUIET_MS);
   }
 
   private async watch(): Promise<void> {
     if (!this.options.watch || this.watcher) return;
     try {
-      this.watcher = await FolderWatcher.start(this.ctx.root, (paths) => this.localChanged(paths), this.ctx.logger);
+      this.watcher = await FolderWatcher.start(this.ctx.root, (paths) => this.watcherReported(paths), this.ctx.logger);
     } catch (err) {
       this.ctx.logger.warn({ err: errorMessage(err) }, 'cannot watch folder; relying on periodic rescans');
     }
@@ -357,7 +365,7 @@ export class FolderSync {
     const was = this.unavailable;
     this.unavailable = problem;
     if (problem) {
-      if (problem !== was) this.ctx.logger.error({ folder: this.id, problem }, 'folder unavailable; not scanning or pulling it');
+      if (problem !== was) this.ctx.logger.error({ problem }, 'folder unavailable; not scanning or pulling it');
       if (!this.availabilityTimer && !this.stopped) {
         this.availabilityTimer = (this.options.clock ?? systemClock).setTimeout(() => {
           this.availabilityTimer = undefined;
@@ -367,7 +375,7 @@ export class FolderSync {
       return false;
     }
     if (was) {
-      this.ctx.logger.info({ folder: this.id }, 'folder available again');
+      this.ctx.logger.info('folder available again');
       void this.exclusive(async () => {
         await this.watcher?.stop();
         this.watcher = undefined;

@@ -54,6 +54,13 @@ export class OwnWrites {
     return paths.filter((p) => !this.isEcho(p));
   }
 
+  /** How many of the reported paths no remembered pull wrote. */
+  notWritten(paths: readonly string[]): number {
+    let n = 0;
+    for (const p of paths) if (!this.written.has(p)) n++;
+    return n;
+  }
+
   private isEcho(path: string): boolean {
     const w = this.written.get(path);
     if (!w) return false;
