@@ -76,3 +76,13 @@ describe('the echo of what a pull wrote', () => {
     expect(own.changed(['one', 'two'])).toEqual(['one']);
   });
 });
+
+describe('counting what a pull did not write', () => {
+  it('counts the reported paths no remembered pull wrote, edited or not, and all of them once forgotten', () => {
+    own.record(pulledFile('a'), 1);
+    own.record(pulledFile('b', 'data', Date.now() / 1000), 1); // racy: reported again, yet the pull's own
+    expect(own.notWritten(['a', 'b', 'c', 'd'])).toBe(2);
+    own.forget(1);
+    expect(own.notWritten(['a', 'b', 'c', 'd'])).toBe(4);
+  });
+});
