@@ -18,11 +18,25 @@ import {
   waitFor,
   waitForContent,
   writeFile,
+  type FerryNode,
   type RunResult,
 } from './harness.js';
 
 const cluster = useCluster('cli');
 const FULL_ID = /^[A-Z2-7]{7}(?:-[A-Z2-7]{7}){7}$/;
+
+/** Two new nodes that share `folder` with each other, both running. */
+async function runningPair(names: [string, string], folder: string): Promise<[FerryNode, FerryNode]> {
+  const c = cluster.get();
+  const a = await c.createNode(names[0]);
+  const b = await c.createNode(names[1]);
+  for (const n of [a, b]) await n.addFolder(folder);
+  await a.addPeer(b, [folder]);
+  await b.addPeer(a, [folder]);
+  await a.start();
+  await b.start();
+  return [a, b];
+}
 
 /** The JSON error object of a failed `--json` command, from stderr or stdout. */
 function jsonError(r: RunResult): { code: string; message: string } {
@@ -189,14 +203,7 @@ describe('ferry command line', () => {
   });
 
   it('a folder added to a running pair is picked up without a restart and syncs', async () => {
-    const c = cluster.get();
-    const h1 = await c.createNode('hot1');
-    const h2 = await c.createNode('hot2');
-    for (const n of [h1, h2]) await n.addFolder('first');
-    await h1.addPeer(h2, ['first']);
-    await h2.addPeer(h1, ['first']);
-    await h1.start();
-    await h2.start();
+    const [h1, h2] = await runningPair(['hot1', 'hot2'], 'first');
     const pids = [h1.proc!.pid, h2.proc!.pid];
 
     const one = uniqueText('first folder');
@@ -265,14 +272,7 @@ describe('ferry command line', () => {
   }, 90_000);
 
   it('a folder whose disk is not mounted is not synced, and its files are not deleted on the peer', async () => {
-    const c = cluster.get();
-    const a = await c.createNode('mount1');
-    const b = await c.createNode('mount2');
-    for (const n of [a, b]) await n.addFolder('disk');
-    await a.addPeer(b, ['disk']);
-    await b.addPeer(a, ['disk']);
-    await a.start();
-    await b.start();
+    const [a, b] = await runningPair(['mount1', 'mount2'], 'disk');
     const photo = uniqueText('photo');
     await writeFile(a.file('disk', 'photos/one.jpg'), photo);
     await waitForContent(b, 'disk', 'photos/one.jpg', photo);
