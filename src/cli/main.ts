@@ -16,7 +16,8 @@ import type { ScanSummary } from '../engine/scanner.js';
 import { FerryNode } from '../daemon/node.js';
 import { databasePath, defaultFolderPath, identityDir, resolveHome } from '../daemon/home.js';
 import { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
-import { parseHostPort } from '../transport/address.js';
+import { formatHostPort, parseHostPort } from '../transport/address.js';
+import { DEFAULT_DISCOVERY_PORT } from '../transport/lan-discovery.js';
 import { loadIdentity, loadOrCreateIdentity } from '../transport/identity.js';
 import { RemoteApi } from '../api/api-server.js';
 import { registerAccountCommands } from './remote/account-commands.js';
@@ -61,6 +62,18 @@ function wholeNumber(text: string, option: string, min: number): number {
   return n;
 }
 
+function parsePort(text: string, option: string): number {
+  const n = wholeNumber(text, option, 1);
+  if (n > 65535) throw new FerryError('INVALID_CONFIG', `${option} must be a port number up to 65535, not ${JSON.stringify(text)}`);
+  return n;
+}
+
+/** A peer address as stored: host:port, IPv6 literals in brackets. */
+function canonicalAddress(address: string): string {
+  const { host, port } = parseHostPort(address);
+  return formatHostPort(host, port);
+}
+
 function openStore(home: string): SqliteIndexStore {
   if (!existsSync(identityDir(home))) {
     throw new FerryError('NOT_INITIALIZED', `no Ferry node in ${home}: run \`ferry init\` first`);
@@ -103,9 +116,12 @@ program
   .command('start')
   .description('run the node in the foreground until interrupted')
   .option('--listen <host:port>', 'address to listen on', DEFAULT_LISTEN)
+  .option('--discovery-port <port>', 'UDP port of LAN discovery (the same on every device)', String(DEFAULT_DISCOVERY_PORT))
+  .option('--no-discovery', 'neither announce this node on the LAN nor listen for others')
   .action(
-    action(async (home, json, opts: { listen: string }) => {
+    action(async (home, json, opts: { listen: string; discoveryPort: string; discovery: boolean }) => {
       const { host, port } = parseHostPort(opts.listen);
+      const discoveryPort = opts.discovery ? parsePort(opts.discoveryPort, '--discovery-port') : undefined;
       // A node runs for months: V8's default lets the heap grow to twice what a scan of a
       // large folder needs before collecting; this keeps the resident size near the live data.
       setFlagsFromString('--optimize-for-size');
@@ -125,7 +141,7 @@ program
         },
       }, logger);
       const api = RemoteApi.open({ databaseFile: databasePath(home), folderSync: (id) => node?.folderSync(id), logger: logger.child({ component: 'api' }) });
-      node = await FerryNode.start({ home, host, port, logger, handleRequest: (req, res, expectsContinue) => api.handle(req, res, expectsContinue) });
+      node = await FerryNode.start({ home, host, port, discoveryPort, logger, handleRequest: (req, res, expectsContinue) => api.handle(req, res, expectsContinue) });
       if (json) printJson({ deviceId: node.deviceId, listen: node.address });
       else {
         printLine(`Ferry node ${node.name}`);
@@ -255,14 +271,14 @@ folder
 const peer = program.command('peer').description('manage peer devices');
 
 peer
-  .command('add <deviceId> <address>')
-  .description('introduce a peer device and share folders with it')
+  .command('add <deviceId> [address]')
+  .description('introduce a peer device and share folders with it (without an address it is found by LAN discovery)')
   .option('--folder <id...>', 'folder(s) to share with the peer')
   .option('--name <name>', 'a name for the peer')
   .action(
-    action(async (home, json, rawId: string, address: string, opts: { folder?: string[]; name?: string }) => {
+    action(async (home, json, rawId: string, address: string | undefined, opts: { folder?: string[]; name?: string }) => {
       const deviceId = parseDeviceId(rawId);
-      const { host, port } = parseHostPort(address);
+      const addresses = address === undefined ? [] : [canonicalAddress(address)];
       const store = openStore(home);
       try {
         const self = await loadIdentity(identityDir(home));
@@ -271,12 +287,12 @@ peer
           if (!store.getFolder(f)) throw new FerryError('UNKNOWN_FOLDER', `no folder ${f} (see \`ferry folder list\`)`);
         }
         const p = store.transaction(() => {
-          const added = store.upsertPeer(deviceId, [host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`], opts.name);
+          const added = store.upsertPeer(deviceId, addresses, opts.name);
           for (const f of opts.folder ?? []) store.shareFolder(f, deviceId);
           return added;
         });
         if (json) printJson({ ...p, folders: opts.folder ?? [] });
-        else printLine(`Peer ${p.deviceId} at ${p.addresses.join(', ')}${opts.folder?.length ? `, sharing ${opts.folder.join(', ')}` : ''}`);
+        else printLine(`Peer ${p.deviceId} at ${p.addresses.join(', ') || 'the address LAN discovery finds'}${opts.folder?.length ? `, sharing ${opts.folder.join(', ')}` : ''}`);
       } finally {
         store.close();
       }

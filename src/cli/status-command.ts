@@ -36,6 +36,7 @@ export function statusReport(store: SqliteIndexStore, deviceId: string) {
       addresses: p.addresses,
       connected: running && !!live?.connected,
       address: running && live?.connected ? live.address : undefined,
+      discoveredAddress: running ? live?.discoveredAddress : undefined,
       lastSeen: live?.lastSeen ?? null,
       bytesIn: live?.bytesIn ?? 0,
       bytesOut: live?.bytesOut ?? 0,
@@ -50,6 +51,7 @@ export function statusReport(store: SqliteIndexStore, deviceId: string) {
     peers,
     conflicts: folders.flatMap((f) => f.conflicts.map((path) => ({ folder: f.id, path }))),
     pendingDevices: store.listPendingDevices(),
+    nearbyDevices: running ? (published!.nearby ?? []) : [],
   };
 }
 
@@ -69,9 +71,10 @@ export function printStatus(report: ReturnType<typeof statusReport>, json: boole
     for (const e of f.errors.slice(0, 10)) printLine(`    error: ${e.path}: ${e.message}`);
   }
   printLine('Peers');
-  if (report.peers.length === 0) printLine('  (none: add one with `ferry peer add DEVICE_ID HOST:PORT --folder ID`)');
+  if (report.peers.length === 0) printLine('  (none: add one with `ferry peer add DEVICE_ID [HOST:PORT] --folder ID`)');
   for (const p of report.peers) {
-    const conn = p.connected ? `connected ${p.address}` : `disconnected${p.lastSeen ? `, last seen ${p.lastSeen}` : ''}`;
+    const where = p.addresses.length || p.discoveredAddress ? '' : ' (address not known yet: waiting for LAN discovery or for it to connect)';
+    const conn = p.connected ? `connected ${p.address}` : `disconnected${p.lastSeen ? `, last seen ${p.lastSeen}` : ''}${where}`;
     printLine(`  ${p.deviceId.slice(0, 7)}${p.name ? ` (${p.name})` : ''}  ${conn}  in ${formatBytes(p.bytesIn)}  out ${formatBytes(p.bytesOut)}`);
   }
   if (report.conflicts.length) {
@@ -81,6 +84,10 @@ export function printStatus(report: ReturnType<typeof statusReport>, json: boole
   if (report.pendingDevices.length) {
     printLine('Devices asking to connect (add with `ferry peer add`)');
     for (const d of report.pendingDevices) printLine(`  ${d.deviceId} from ${d.address} at ${d.lastSeen}`);
+  }
+  if (report.nearbyDevices.length) {
+    printLine('Nearby devices on the LAN (add with `ferry peer add DEVICE_ID`)');
+    for (const d of report.nearbyDevices) printLine(`  ${d.deviceId} at ${d.address}`);
   }
 }
 

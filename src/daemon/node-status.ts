@@ -5,6 +5,8 @@ export interface PeerRuntime {
   readonly deviceId: string;
   readonly connected: boolean;
   readonly address?: string;
+  /** Where LAN discovery last heard the peer announce itself. */
+  readonly discoveredAddress?: string;
   readonly lastSeen?: string;
   readonly bytesIn: number;
   readonly bytesOut: number;
@@ -18,6 +20,14 @@ export interface NodeRuntimeStatus {
   readonly heartbeat: number;
   readonly folders: Record<string, FolderStatus>;
   readonly peers: Record<string, PeerRuntime>;
+  /** Devices announcing themselves on the LAN that are not configured as peers. */
+  readonly nearby?: readonly NearbyDevice[];
+}
+
+export interface NearbyDevice {
+  readonly deviceId: string;
+  readonly address: string;
+  readonly lastSeen: string;
 }
 
 export const STATUS_KEY = 'node';

@@ -20,7 +20,9 @@ import type { FolderConfig, PeerConfig } from '../index-store/config-types.js';
 import { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import type { PeerConnection } from '../protocol/connection.js';
 import type { Network, NetworkListener } from '../protocol/network.js';
+import { parseHostPort } from '../transport/address.js';
 import { loadIdentity } from '../transport/identity.js';
+import { LanDiscovery } from '../transport/lan-discovery.js';
 import { TlsNetwork } from '../transport/tls-network.js';
 import { databasePath, identityDir } from './home.js';
 import type { NodeLogger } from './logger.js';
@@ -39,6 +41,8 @@ export interface NodeOptions {
   readonly watch?: boolean;
   /** Time for the node's timers (dial back-off, retries, rescans); simulations run it faster. */
   readonly clock?: Clock;
+  /** LAN discovery on this UDP port (the real TLS network only); off when absent. */
+  readonly discoveryPort?: number;
   /** Plain HTTPS requests on the node's port (the REST API), for the real TLS network. */
   readonly handleRequest?: (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => void;
 }
@@ -67,6 +71,7 @@ export class FerryNode {
   private folderConfigs: FolderConfig[] = [];
   private peerConfigs: PeerConfig[] = [];
   private listener?: NetworkListener;
+  private discovery?: LanDiscovery;
   private timers: NodeJS.Timeout[] = [];
   private dataVersion = 0;
   private readonly startedAt = new Date().toISOString();
@@ -145,6 +150,7 @@ export class FerryNode {
       onConnection: (conn) => this.addConnection(conn, false),
     });
     this.listenAddress = this.listener.address;
+    await this.startDiscovery();
     this.dataVersion = this.store.dataVersion();
     await this.reloadConfig();
     this.timers.push(this.clock.setInterval(() => this.dialDue(), DIAL_TICK_MS));
@@ -160,6 +166,7 @@ export class FerryNode {
     for (const t of this.timers) clearInterval(t);
     for (const p of this.peers.values()) p.session?.conn.close(new FerryError('CLOSED', 'node stopping'));
     await this.listener?.close();
+    await this.discovery?.stop();
     await Promise.all([...this.folders.values()].map((f) => f.stop()));
     try {
       this.publishStatus(false);
@@ -250,21 +257,57 @@ export class FerryNode {
     return s;
   }
 
+  /**
+   * Announces this node on its networks and learns where others are. A node that cannot bind
+   * the discovery port still runs: its peers need configured addresses then.
+   */
+  private async startDiscovery(): Promise<void> {
+    if (this.options.discoveryPort === undefined || this.options.network) return;
+    try {
+      this.discovery = await LanDiscovery.start({
+        deviceId: this.deviceId,
+        listenHost: this.options.host ?? '0.0.0.0',
+        listenPort: parseHostPort(this.listenAddress).port,
+        port: this.options.discoveryPort,
+        logger: this.logger.child({ component: 'discovery' }),
+        clock: this.clock,
+        onFound: (device) => {
+          const s = this.peers.get(device.deviceId);
+          if (!s || s.session) return;
+          // A configured peer just appeared (or moved): dial it now, not after the back-off.
+          s.nextDialAt = 0;
+          s.backoffMs = 1000;
+          this.dialDue();
+        },
+      });
+    } catch (err) {
+      this.logger.warn({ port: this.options.discoveryPort, err: errorMessage(err) }, 'LAN discovery is off: cannot use its UDP port');
+    }
+  }
+
+  /** Where to dial a peer: its configured addresses, then where it last announced itself. */
+  private addressesOf(p: PeerConfig): string[] {
+    const found = this.discovery?.addressOf(p.deviceId);
+    return found && !p.addresses.includes(found) ? [...p.addresses, found] : [...p.addresses];
+  }
+
   private dialDue(): void {
     if (this.stopping) return;
     const now = this.clock.now();
     for (const p of this.peerConfigs) {
       const s = this.peerState(p.deviceId);
-      if (s.session || s.dialing || now < s.nextDialAt || p.addresses.length === 0) continue;
+      if (s.session || s.dialing || now < s.nextDialAt) continue;
+      const addresses = this.addressesOf(p);
+      if (addresses.length === 0) continue;
       s.dialing = true;
-      void this.dial(p, s).finally(() => {
+      void this.dial(p, addresses, s).finally(() => {
         s.dialing = false;
       });
     }
   }
 
-  private async dial(p: PeerConfig, s: PeerState): Promise<void> {
-    for (const address of p.addresses) {
+  private async dial(p: PeerConfig, addresses: readonly string[], s: PeerState): Promise<void> {
+    for (const address of addresses) {
       try {
         const conn = await this.network.dial(address, p.deviceId);
         s.backoffMs = 1000;
@@ -371,6 +414,7 @@ export class FerryNode {
         deviceId: p.deviceId,
         connected: running && !!conn && !conn.closed,
         address: conn?.remoteAddress,
+        discoveredAddress: this.discovery?.addressOf(p.deviceId),
         lastSeen: s.lastSeen,
         bytesIn: s.closedIn + (conn?.stats.bytesIn ?? 0),
         bytesOut: s.closedOut + (conn?.stats.bytesOut ?? 0),
@@ -386,6 +430,9 @@ export class FerryNode {
       heartbeat: Date.now(),
       folders,
       peers,
+      nearby: (this.discovery?.list() ?? [])
+        .filter((d) => !this.peerConfigs.some((p) => p.deviceId === d.deviceId))
+        .map((d) => ({ deviceId: d.deviceId, address: d.address, lastSeen: new Date(d.lastSeenMs).toISOString() })),
     };
     try {
       this.store.setStatus(STATUS_KEY, status);

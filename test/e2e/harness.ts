@@ -274,6 +274,7 @@ export interface PeerStatus {
   addresses: string[];
   connected: boolean;
   address?: string | null;
+  discoveredAddress?: string | null;
   lastSeen?: string | null;
   bytesIn: number;
   bytesOut: number;
@@ -287,6 +288,7 @@ export interface Status {
   folders: FolderStatus[];
   peers: PeerStatus[];
   conflicts: { folder: string; path: string }[];
+  nearbyDevices: { deviceId: string; address: string; lastSeen: string }[];
 }
 
 export async function status(node: FerryNode | string): Promise<Status> {
@@ -349,6 +351,8 @@ export class FerryNode {
   readonly home: string;
   readonly logPath: string;
   readonly port: number;
+  /** UDP port of LAN discovery: one per cluster, so the nodes of a cluster find each other. */
+  readonly discoveryPort: number;
   deviceId = '';
   proc: ChildProcess | undefined;
   private exitPromise: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
@@ -357,12 +361,13 @@ export class FerryNode {
   initOutput: RunResult | undefined;
   private starts = 0;
 
-  constructor(name: string, dir: string, port: number) {
+  constructor(name: string, dir: string, port: number, discoveryPort: number) {
     this.name = name;
     this.dir = dir;
     this.home = path.join(dir, 'home');
     this.logPath = path.join(dir, 'node.log');
     this.port = port;
+    this.discoveryPort = discoveryPort;
   }
 
   get address(): string {
@@ -419,9 +424,12 @@ export class FerryNode {
     return p;
   }
 
-  /** `ferry peer add OTHER_ID 127.0.0.1:PORT --folder ID ... --name NAME`. */
-  async addPeer(other: FerryNode, folderIds: string[], opts: { deviceId?: string } = {}): Promise<void> {
-    const args = ['peer', 'add', opts.deviceId ?? other.deviceId, other.address];
+  /**
+   * `ferry peer add OTHER_ID 127.0.0.1:PORT --folder ID ... --name NAME`; with `discovered`,
+   * no address (LAN discovery must find it).
+   */
+  async addPeer(other: FerryNode, folderIds: string[], opts: { deviceId?: string; discovered?: boolean } = {}): Promise<void> {
+    const args = ['peer', 'add', opts.deviceId ?? other.deviceId, ...(opts.discovered ? [] : [other.address])];
     for (const f of folderIds) args.push('--folder', f);
     args.push('--name', other.name);
     await this.ferryOk(...args);
@@ -430,14 +438,19 @@ export class FerryNode {
   /**
    * Starts `ferry start --listen 127.0.0.1:PORT` and waits until it accepts connections.
    * `asProgram`: run bin/ferry.js itself (its shebang), as `ferry` and `npm start` do.
+   * `netns`: run `ferry start` with its defaults (all addresses, port 22100, LAN discovery
+   * on UDP 22100) inside that network namespace, and wait until its status says it runs.
    */
-  async start(opts: { asProgram?: boolean } = {}): Promise<void> {
+  async start(opts: { asProgram?: boolean; netns?: string } = {}): Promise<void> {
     if (this.running) throw new Error(`[${this.name}] already running`);
     this.starts++;
     const fd = openSync(this.logPath, 'a');
     writeSync(fd, `\n===== harness: start #${this.starts} of ${this.name} at ${new Date().toISOString()} =====\n`);
-    const args = ['--home', this.home, 'start', '--listen', this.address];
-    const child = spawn(opts.asProgram ? FERRY_BIN : process.execPath, opts.asProgram ? args : [FERRY_BIN, ...args], {
+    const args = opts.netns
+      ? ['netns', 'exec', opts.netns, process.execPath, FERRY_BIN, '--home', this.home, 'start']
+      : ['--home', this.home, 'start', '--listen', this.address, '--discovery-port', String(this.discoveryPort)];
+    const program = opts.netns ? 'ip' : opts.asProgram ? FERRY_BIN : process.execPath;
+    const child = spawn(program, opts.netns || opts.asProgram ? args : [FERRY_BIN, ...args], {
       cwd: REPO_ROOT,
       env: childEnv(this.dir),
       stdio: ['ignore', fd, fd],
@@ -465,7 +478,7 @@ export class FerryNode {
       if (exit) {
         throw new Error(`[${this.name}] ferry start exited early (${exit.code ?? exit.signal})\n${await this.logTail(60)}`);
       }
-      if (await canConnect(this.port)) return;
+      if (opts.netns ? (await this.status()).running : await canConnect(this.port)) return;
       if (Date.now() > deadline) {
         throw new Error(`[${this.name}] ferry start does not accept connections on ${this.address} after 20 s\n${await this.logTail(60)}`);
       }
@@ -534,15 +547,17 @@ process.on('exit', () => {
 export class Cluster {
   readonly root: string;
   readonly nodes: FerryNode[] = [];
-  private readonly ports = new Set<number>();
+  private readonly ports: Set<number>;
 
-  private constructor(root: string) {
+  private constructor(root: string, ports: Set<number>, readonly discoveryPort: number) {
     this.root = root;
+    this.ports = ports;
   }
 
   static async create(label: string): Promise<Cluster> {
     const root = await fsp.mkdtemp(path.join(os.tmpdir(), `ferry-e2e-${label}-`));
-    return new Cluster(root);
+    const ports = new Set<number>();
+    return new Cluster(root, ports, await freePort(ports));
   }
 
   /** A scratch directory inside the cluster's temp dir. */
@@ -555,7 +570,7 @@ export class Cluster {
   /** Creates a node directory and runs `ferry init --name NAME` (does not start it). */
   async createNode(name: string, opts: NodeOptions = {}): Promise<FerryNode> {
     const port = opts.port ?? (await freePort(this.ports));
-    const node = new FerryNode(name, path.join(this.root, name), port);
+    const node = new FerryNode(name, path.join(this.root, name), port, this.discoveryPort);
     this.nodes.push(node);
     await fsp.mkdir(node.dir, { recursive: true });
     await node.init();
