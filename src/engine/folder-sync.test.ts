@@ -120,6 +120,17 @@ describe('a folder that is not there', () => {
     expect(t.store.getLocal('f1', 'a.txt')!.record.deleted).toBe(true);
   });
 
+  it('holding only directories is still protected: they are not taken for deleted', async () => {
+    mkdirSync(join(t.root, 'photos/2026'), { recursive: true });
+    await folder.scanNow();
+    expect(t.store.getLocal('f1', 'photos/2026')?.record.deleted).toBe(false);
+    renameSync(t.root, `${t.root}.disk`);
+    mkdirSync(t.root);
+    expect((await folder.rescan()).errors).toBe(1);
+    expect(folder.status().state).toBe('error');
+    expect(t.store.getLocal('f1', 'photos/2026')?.record.deleted).toBe(false);
+  });
+
   it('is looked at again on its own, and scanned once it is back', async () => {
     writeFileSync(join(t.root, 'a.txt'), 'kept');
     await folder.scanNow();

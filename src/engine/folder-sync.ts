@@ -361,7 +361,7 @@ export class FolderSync {
    * unmount ends its watches) and a full scan and a pull follow.
    */
   private available(): boolean {
-    const problem = folderUnavailable(this.ctx.root, () => this.ctx.store.localCounts(this.id).files > 0);
+    const problem = folderUnavailable(this.ctx.root, () => this.ctx.store.hasLiveEntries(this.id));
     const was = this.unavailable;
     this.unavailable = problem;
     if (problem) {

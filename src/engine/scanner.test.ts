@@ -10,14 +10,16 @@ import { Scanner, sameStat, statKey } from './scanner.js';
 import { makeTestFolder, recordFor, seededBytes, sha256, type TestFolder } from './test-support.js';
 
 // Count how many files the scanner hashes, without changing what chunkFile does.
-const chunkCalls = vi.hoisted(() => ({ paths: [] as string[] }));
+// `afterChunkFile` runs once a large file has been read to its end (to change the disk then).
+const chunkCalls = vi.hoisted(() => ({ paths: [] as string[], afterChunkFile: undefined as ((path: string) => void) | undefined }));
 vi.mock('../chunker/chunk-file.js', async (importOriginal) => {
   const orig = await importOriginal<typeof import('../chunker/chunk-file.js')>();
   return {
     ...orig,
-    chunkFile: (path: string, options?: Parameters<typeof orig.chunkFile>[1]) => {
+    chunkFile: async function* (path: string, options?: Parameters<typeof orig.chunkFile>[1]) {
       chunkCalls.paths.push(path);
-      return orig.chunkFile(path, options);
+      yield* orig.chunkFile(path, options);
+      chunkCalls.afterChunkFile?.(path);
     },
     chunkSmallFile: (path: string, params: Parameters<typeof orig.chunkSmallFile>[1]) => {
       chunkCalls.paths.push(path);
@@ -36,6 +38,7 @@ beforeEach(() => {
   t = makeTestFolder('f1', 'LOCAL01');
   scanner = new Scanner(t.ctx);
   chunkCalls.paths.length = 0;
+  chunkCalls.afterChunkFile = undefined;
 });
 
 afterEach(() => {
@@ -448,6 +451,25 @@ describe('invalid names', () => {
 });
 
 describe('entries that cannot be stated', () => {
+  it('a file whose directory became a file while it was hashed is gone, and the scan goes on', async () => {
+    write('ok.txt', 'fine', { mtime: OLD });
+    mkdirSync(join(t.root, 'dir'));
+    writeFileSync(join(t.root, 'dir/big.bin'), seededBytes(3 * 1024 * 1024, 7));
+    chunkCalls.afterChunkFile = () => {
+      renameSync(join(t.root, 'dir'), join(t.root, 'dir.moved'));
+      writeFileSync(join(t.root, 'dir'), 'now a file');
+    };
+    const result = await scanner.scanAll();
+    expect(chunkCalls.paths).toContain(join(t.root, 'dir/big.bin'));
+    expect(result.errors).toEqual([]);
+    expect(livePaths()).toEqual(expect.arrayContaining(['ok.txt', 'dir']));
+    expect(local('dir/big.bin')).toBeUndefined();
+    chunkCalls.afterChunkFile = undefined;
+    await scanner.scanAll(); // the next scan sees the disk as it is now
+    expect(local('dir')!.type).toBe('file');
+    expect(local('dir.moved/big.bin')!.size).toBe(3 * 1024 * 1024);
+  });
+
   it('are reported and skipped, and the rest of the folder is still scanned', async () => {
     // A directory whose own path fits PATH_MAX (4,096 bytes) but whose file's does not: readdir
     // lists the file, lstat of its absolute path fails with ENAMETOOLONG.

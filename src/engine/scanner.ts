@@ -184,10 +184,16 @@ export class Scanner {
         for await (const c of chunks) blocks.push({ hash: c.hash, size: c.size });
       }
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'vanished';
+      if (isGone(err)) return 'vanished';
       return { error: `cannot read: ${errorMessage(err)}` };
     }
-    const after = lstatSync(abs, { throwIfNoEntry: false });
+    let after: Stats | undefined;
+    try {
+      after = lstatSync(abs, { throwIfNoEntry: false });
+    } catch (err) {
+      if (isGone(err)) return 'vanished';
+      return { error: `cannot stat: ${errorMessage(err)}` };
+    }
     if (!after) return 'vanished';
     if (!sameStat(stat, after)) return { error: 'file changed while it was being hashed; will retry' };
     const size = blocks.reduce((n, b) => n + b.size, 0);
@@ -297,8 +303,8 @@ class Walk {
       stat = lstatSync(`${this.ctx.root}/${path}`, { throwIfNoEntry: false });
     } catch (err) {
       // One entry that cannot be stated (its absolute path too long, no permission) must not
-      // fail the whole scan. ENOTDIR: a parent became a file meanwhile, so the entry is gone.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOTDIR') this.skip(path, `cannot stat: ${errorMessage(err)}`);
+      // fail the whole scan.
+      if (!isGone(err)) this.skip(path, `cannot stat: ${errorMessage(err)}`);
       return;
     }
     if (!stat) return;
@@ -443,6 +449,12 @@ function nameProblem(name: string, path: string): string | undefined {
   } catch (err) {
     return errorMessage(err);
   }
+}
+
+/** ENOENT, or ENOTDIR: a parent directory became a file meanwhile, so the entry is gone too. */
+function isGone(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
 /** Whether `abs` is a directory (not a symlink to one); false also when it cannot be stated. */

@@ -325,6 +325,11 @@ export class SqliteIndexStore {
     return (this.stmts.conflictPaths!.all(folder) as Row[]).map((r) => r.path);
   }
 
+  /** Whether the folder has anything indexed as present (a file, a directory or a link). */
+  hasLiveEntries(folder: string): boolean {
+    return this.stmts.anyLive!.get(folder) !== undefined;
+  }
+
   localCounts(folder: string): { files: number; bytes: number } {
     const r = this.stmts.localCounts!.get(folder) as Row;
     return { files: r.files ?? 0, bytes: r.bytes ?? 0 };
@@ -450,6 +455,7 @@ export class SqliteIndexStore {
       ),
       localSince: p('SELECT * FROM files WHERE folder = ? AND sequence > ? ORDER BY sequence LIMIT ?'),
       conflictPaths: p("SELECT path FROM files WHERE folder = ? AND deleted = 0 AND path LIKE '%.sync-conflict-%' ORDER BY path"),
+      anyLive: p('SELECT 1 FROM files WHERE folder = ? AND deleted = 0 LIMIT 1'),
       localCounts: p(
         "SELECT count(*) AS files, sum(size) AS bytes FROM files WHERE folder = ? AND deleted = 0 AND type = 'file'",
       ),
