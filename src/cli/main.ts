@@ -3,12 +3,13 @@
  * Configuration commands write to the node's database and work whether or not the node runs.
  */
 import { Command } from 'commander';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { basename, resolve } from 'node:path';
 import { parseDeviceId } from '../core/device-id.js';
-import { FerryError } from '../core/errors.js';
+import { errorMessage, FerryError } from '../core/errors.js';
+import { checkFolderId } from '../core/folder-id.js';
 import { isInsideDir } from '../core/paths.js';
 import { callNode, ControlSocket } from '../daemon/control-socket.js';
 import { createLogger } from '../daemon/logger.js';
@@ -25,7 +26,6 @@ import { registerRemoteCommands } from './remote/remote-commands.js';
 import { failWith, printJson, printLine } from './output.js';
 import { printStatus, statusReport } from './status-command.js';
 
-const FOLDER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const DEFAULT_LISTEN = '0.0.0.0:22100';
 
 interface GlobalOptions {
@@ -165,6 +165,34 @@ program
 
 const folder = program.command('folder').description('manage shared folders');
 
+/** The rules every folder's directory must meet (`folder add`, `folder accept`). */
+function checkFolderPath(home: string, abs: string): void {
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) {
+    throw new FerryError('INVALID_PATH', `${abs} is not an existing directory`);
+  }
+  const homeDir = resolve(home);
+  if (abs === homeDir || isInsideDir(abs, homeDir) || isInsideDir(homeDir, abs)) {
+    throw new FerryError(
+      'INVALID_PATH',
+      `${abs} and Ferry's home ${homeDir} overlap: the home's database and keys must not be synced; share another directory or move the home (--home, FERRY_HOME)`,
+    );
+  }
+}
+
+/** Makes one directory (not its parents); returns its path. */
+function makeDirectory(abs: string): string {
+  try {
+    mkdirSync(abs);
+  } catch (err) {
+    throw new FerryError('INVALID_PATH', `cannot create ${abs}: ${errorMessage(err)}`);
+  }
+  return abs;
+}
+
+function folderSettings(opts: { keepVersions: string; rescan: string }) {
+  return { versionsKeepDays: wholeNumber(opts.keepVersions, '--keep-versions', 0), rescanSeconds: wholeNumber(opts.rescan, '--rescan', 1) };
+}
+
 folder
   .command('add <path>')
   .description('share a local directory under a folder ID')
@@ -173,28 +201,59 @@ folder
   .option('--rescan <seconds>', 'full rescan interval (the file watcher catches changes in between)', '600')
   .action(
     action((home, json, path: string, opts: { id?: string; keepVersions: string; rescan: string }) => {
-      const versionsKeepDays = wholeNumber(opts.keepVersions, '--keep-versions', 0);
-      const rescanSeconds = wholeNumber(opts.rescan, '--rescan', 1);
+      const settings = folderSettings(opts);
       const abs = resolve(path);
-      if (!existsSync(abs) || !statSync(abs).isDirectory()) {
-        throw new FerryError('INVALID_PATH', `${abs} is not an existing directory`);
-      }
-      const homeDir = resolve(home);
-      if (abs === homeDir || isInsideDir(abs, homeDir) || isInsideDir(homeDir, abs)) {
-        throw new FerryError(
-          'INVALID_PATH',
-          `${abs} and Ferry's home ${homeDir} overlap: the home's database and keys must not be synced; share another directory or move the home (--home, FERRY_HOME)`,
-        );
-      }
-      const id = opts.id ?? basename(abs);
-      if (!FOLDER_ID.test(id)) {
-        throw new FerryError('INVALID_CONFIG', `invalid folder ID ${JSON.stringify(id)}: use letters, digits, '.', '_' or '-' (at most 64)`);
-      }
+      checkFolderPath(home, abs);
+      const id = checkFolderId(opts.id ?? basename(abs));
       const store = openStore(home);
       try {
-        const f = store.addFolder(id, abs, { versionsKeepDays, rescanSeconds });
+        const f = store.addFolder(id, abs, settings);
         if (json) printJson(f);
         else printLine(`Folder ${f.id} shares ${f.path}`);
+      } finally {
+        store.close();
+      }
+    }),
+  );
+
+folder
+  .command('accept <id> [path]')
+  .description('accept a folder that peers offer (listed by `ferry status`): share it with them, kept in PATH if it is new here')
+  .option('--keep-versions <days>', 'days to keep replaced and deleted files in .ferry-versions/', '30')
+  .option('--rescan <seconds>', 'full rescan interval (the file watcher catches changes in between)', '600')
+  .action(
+    action((home, json, rawId: string, path: string | undefined, opts: { keepVersions: string; rescan: string }) => {
+      const settings = folderSettings(opts);
+      const id = checkFolderId(rawId);
+      const store = openStore(home);
+      try {
+        const offers = store.listPendingFolders().filter((o) => o.folderId === id);
+        if (offers.length === 0) {
+          throw new FerryError('UNKNOWN_FOLDER', `no peer offers a folder ${id} (\`ferry status\` lists the offers of peers that connected)`);
+        }
+        const existing = store.getFolder(id);
+        const abs = existing ? existing.path : resolve(path ?? '');
+        if (!existing && path === undefined) {
+          throw new FerryError('INVALID_CONFIG', `folder ${id} is new here: give the directory to keep it in (ferry folder accept ${id} PATH)`);
+        }
+        if (existing && path !== undefined && resolve(path) !== existing.path) {
+          throw new FerryError('INVALID_CONFIG', `folder ${id} is already kept in ${existing.path} here`);
+        }
+        // A new directory is made for it (its parent must exist), and removed again if the folder is refused.
+        const made = !existing && !existsSync(abs) ? makeDirectory(abs) : undefined;
+        try {
+          if (!existing) checkFolderPath(home, abs);
+          store.transaction(() => {
+            if (!existing) store.addFolder(id, abs, settings);
+            for (const o of offers) store.shareFolder(id, o.deviceId);
+          });
+        } catch (err) {
+          if (made) rmdirSync(made);
+          throw err;
+        }
+        const devices = offers.map((o) => o.deviceId);
+        if (json) printJson({ ...store.getFolder(id)!, accepted: devices });
+        else printLine(`Folder ${id} in ${abs}, shared with ${devices.join(', ')}`);
       } finally {
         store.close();
       }

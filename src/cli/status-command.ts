@@ -51,6 +51,7 @@ export function statusReport(store: SqliteIndexStore, deviceId: string) {
     peers,
     conflicts: folders.flatMap((f) => f.conflicts.map((path) => ({ folder: f.id, path }))),
     pendingDevices: store.listPendingDevices(),
+    pendingFolders: store.listPendingFolders(),
     nearbyDevices: running ? (published!.nearby ?? []) : [],
   };
 }
@@ -84,6 +85,10 @@ export function printStatus(report: ReturnType<typeof statusReport>, json: boole
   if (report.pendingDevices.length) {
     printLine('Devices asking to connect (add with `ferry peer add`)');
     for (const d of report.pendingDevices) printLine(`  ${d.deviceId} from ${d.address} at ${d.lastSeen}`);
+  }
+  if (report.pendingFolders.length) {
+    printLine('Folders offered by peers (accept with `ferry folder accept ID PATH`)');
+    for (const f of report.pendingFolders) printLine(`  ${f.folderId} from ${f.deviceId.slice(0, 7)} at ${f.lastSeen}`);
   }
   if (report.nearbyDevices.length) {
     printLine('Nearby devices on the LAN (add with `ferry peer add DEVICE_ID`)');

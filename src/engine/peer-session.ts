@@ -7,6 +7,7 @@
  */
 import { errorMessage, FerryError, isFerryError } from '../core/errors.js';
 import type { FileRecord } from '../core/file-record.js';
+import { isFolderId } from '../core/folder-id.js';
 import type { FolderConfig } from '../index-store/config-types.js';
 import type { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import type { Message, PeerConnection } from '../protocol/connection.js';
@@ -138,7 +139,14 @@ export class PeerSession {
       if (!folder || !this.host.folder(f.id)) {
         if (!this.unsharedLogged.has(f.id)) {
           this.unsharedLogged.add(f.id);
-          this.host.logger.info({ peer: this.deviceId, folder: f.id }, 'peer offers a folder that is not shared with it here; ignoring');
+          // Kept for the user to accept (`ferry status`, `ferry folder accept`); a folder that
+          // is configured but not running here (it failed to start) is not an offer.
+          if (!folder && isFolderId(f.id)) {
+            this.host.store.notePendingFolder(f.id, this.deviceId);
+            this.host.logger.info({ peer: this.deviceId, folder: f.id }, 'peer offers a folder that is not shared with it here; accept it with `ferry folder accept`');
+          } else {
+            this.host.logger.info({ peer: this.deviceId, folder: f.id }, 'peer offers a folder that is not shared with it here; ignoring');
+          }
         }
         continue;
       }

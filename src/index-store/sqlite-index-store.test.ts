@@ -87,7 +87,7 @@ describe('schema', () => {
   it('migrations create every table and set user_version', () => {
     const db = new Database(file, { readonly: true });
     try {
-      expect(db.pragma('user_version', { simple: true })).toBe(3);
+      expect(db.pragma('user_version', { simple: true })).toBe(4);
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
       const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
       expect(tables).toEqual(
@@ -95,6 +95,8 @@ describe('schema', () => {
           'block_map', 'files', 'folder_devices', 'folders', 'meta', 'peers', 'pending_devices', 'remote_files', 'remote_index', 'runtime_status',
           // 002-remote-access.sql
           'users', 'user_folders', 'api_tokens', 'audit_log', 'file_sha256',
+          // 004-pending-folders.sql
+          'pending_folders',
         ].sort(),
       );
       const indexes = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL").all() as { name: string }[]).map((r) => r.name);
@@ -202,6 +204,24 @@ describe('folders, peers and sharing', () => {
     const pending = store.listPendingDevices();
     expect(pending).toHaveLength(1);
     expect(pending[0]).toMatchObject({ deviceId: 'DEV', address: 'b:2' });
+  });
+
+  it('folders offered by peers are kept until shared or the peer is removed, at most 64 a peer', () => {
+    store.upsertPeer('DEV1', []);
+    store.upsertPeer('DEV2', []);
+    store.notePendingFolder('photos', 'DEV1');
+    store.notePendingFolder('photos', 'DEV2');
+    store.notePendingFolder('photos', 'DEV1'); // seen again: one entry
+    expect(store.listPendingFolders().map((p) => [p.folderId, p.deviceId])).toEqual([['photos', 'DEV1'], ['photos', 'DEV2']]);
+    store.addFolder('photos', '/data/photos');
+    store.shareFolder('photos', 'DEV1');
+    expect(store.listPendingFolders().map((p) => p.deviceId)).toEqual(['DEV2']);
+    store.removePeer('DEV2');
+    expect(store.listPendingFolders()).toEqual([]);
+    for (let i = 0; i < 70; i++) store.notePendingFolder(`f${String(i).padStart(2, '0')}`, 'DEV1');
+    const held = store.listPendingFolders();
+    expect(held).toHaveLength(64);
+    expect(held.at(-1)!.folderId).toBe('f63'); // the first ones offered stay
   });
 
   it('removePeer of an unknown device is UNKNOWN_DEVICE', () => {

@@ -53,6 +53,8 @@ export interface BlockLocation {
 type Row = Record<string, any>;
 
 const SQL_DIR = fileURLToPath(new URL('./sql/', import.meta.url));
+/** Folders one peer can have waiting for acceptance (see notePendingFolder). */
+const MAX_PENDING_FOLDERS = 64;
 
 export class SqliteIndexStore {
   private readonly db: Database.Database;
@@ -189,11 +191,34 @@ export class SqliteIndexStore {
   removePeer(deviceId: string): void {
     const changes = this.db.prepare('DELETE FROM peers WHERE device_id = ?').run(deviceId).changes;
     if (changes === 0) throw new FerryError('UNKNOWN_DEVICE', `no peer ${deviceId}`);
+    this.db.prepare('DELETE FROM pending_folders WHERE device_id = ?').run(deviceId);
   }
 
   shareFolder(folderId: string, deviceId: string): void {
     if (!this.getFolder(folderId)) throw new FerryError('UNKNOWN_FOLDER', `no folder ${folderId}`);
     this.db.prepare('INSERT OR IGNORE INTO folder_devices (folder_id, device_id) VALUES (?, ?)').run(folderId, deviceId);
+    this.db.prepare('DELETE FROM pending_folders WHERE folder_id = ? AND device_id = ?').run(folderId, deviceId);
+  }
+
+  /**
+   * A peer offers a folder that is not shared with it here. At most MAX_PENDING_FOLDERS are
+   * kept per peer, so a peer cannot fill the database; the first ones offered stay.
+   */
+  notePendingFolder(folderId: string, deviceId: string): void {
+    const lastSeen = new Date().toISOString();
+    const updated = this.db.prepare('UPDATE pending_folders SET last_seen = ? WHERE folder_id = ? AND device_id = ?').run(lastSeen, folderId, deviceId).changes;
+    if (updated > 0) return;
+    const held = (this.db.prepare('SELECT count(*) AS n FROM pending_folders WHERE device_id = ?').get(deviceId) as Row).n as number;
+    if (held >= MAX_PENDING_FOLDERS) return;
+    this.db.prepare('INSERT INTO pending_folders (folder_id, device_id, last_seen) VALUES (?, ?, ?)').run(folderId, deviceId, lastSeen);
+  }
+
+  listPendingFolders(): { folderId: string; deviceId: string; lastSeen: string }[] {
+    return (this.db.prepare('SELECT * FROM pending_folders ORDER BY folder_id, device_id').all() as Row[]).map((r) => ({
+      folderId: r.folder_id,
+      deviceId: r.device_id,
+      lastSeen: r.last_seen,
+    }));
   }
 
   notePendingDevice(deviceId: string, address: string): void {

@@ -145,6 +145,45 @@ describe('ferry command line', () => {
     expect(listAfter).toEqual(listBefore);
   });
 
+  it('a folder a peer offers is listed, and once accepted (into a new directory) it syncs', async () => {
+    const c = cluster.get();
+    const [giver, taker] = [await c.createNode('giver'), await c.createNode('taker')];
+    await giver.addFolder('gift');
+    await giver.addPeer(taker, ['gift']);
+    await taker.addPeer(giver, []);
+    const text = uniqueText('a gift');
+    await writeFile(giver.file('gift', 'card.txt'), text);
+    await giver.start();
+    await taker.start();
+
+    const offers = await waitFor(async () => {
+      const r = parseJsonOutput<{ pendingFolders: { folderId: string; deviceId: string }[] }>(await taker.ferryOk('status', '--json'));
+      return r.pendingFolders.length ? r.pendingFolders : undefined;
+    }, { message: 'the offer of folder gift listed by the taker' });
+    expect(offers.map((o) => [o.folderId, o.deviceId])).toEqual([['gift', giver.deviceId]]);
+    expect((await taker.ferryOk('status')).stdout).toMatch(/Folders offered by peers[^\n]*\n\s+gift from/);
+
+    // Bad acceptances change nothing.
+    const target = taker.folderPath('gift');
+    mkdirSync(path.dirname(target), { recursive: true }); // its parent must exist
+    const unknown = await taker.ferry('folder', 'accept', 'nothing', target, '--json');
+    expect(jsonError(unknown).code).toBe('UNKNOWN_FOLDER');
+    const noPath = await taker.ferry('folder', 'accept', 'gift', '--json');
+    expect(jsonError(noPath).code).toBe('INVALID_CONFIG');
+    const insideHome = await taker.ferry('folder', 'accept', 'gift', path.join(taker.home, 'gift'), '--json');
+    expect(jsonError(insideHome).code).toBe('INVALID_PATH');
+    expect(await exists(path.join(taker.home, 'gift'))).toBe(false);
+    expect(await exists(target)).toBe(false);
+    expect(parseJsonOutput<unknown[]>(await taker.ferryOk('folder', 'list', '--json'))).toEqual([]);
+
+    const accepted = parseJsonOutput<{ id: string; path: string; accepted: string[] }>(await taker.ferryOk('folder', 'accept', 'gift', target, '--json'));
+    expect(accepted).toMatchObject({ id: 'gift', path: target, accepted: [giver.deviceId] });
+    await waitForContent(taker, 'gift', 'card.txt', text);
+    await waitConverged([giver, taker], 'gift');
+    const after = parseJsonOutput<{ pendingFolders: unknown[] }>(await taker.ferryOk('status', '--json'));
+    expect(after.pendingFolders).toEqual([]);
+  });
+
   it('status of a running node, then of the stopped node (running false); SIGTERM is a clean stop', async () => {
     const c = cluster.get();
     const n = await c.createNode('stat');

@@ -1,0 +1,8 @@
+-- Ferry index database, schema version 4: folders that connected peers offer but that are not
+-- shared with them here, so `ferry status` can list them and `ferry folder accept` take them.
+CREATE TABLE pending_folders (
+  folder_id  TEXT NOT NULL,
+  device_id  TEXT NOT NULL,
+  last_seen  TEXT NOT NULL,
+  PRIMARY KEY (folder_id, device_id)
+);
