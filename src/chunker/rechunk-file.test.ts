@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -60,6 +60,19 @@ describe('rechunkFile', () => {
       }
     }
   }, 60_000);
+
+  it('ends at the end of a file that shrank while it was read (regression: it read on forever)', async () => {
+    const file = join(dir, 'shrinking.bin');
+    writeFileSync(file, original);
+    const previous = await collect(chunkFile(file, { avgSize: params.avgSize }));
+    const chunks = rechunkFile(file, previous, params);
+    const first = await chunks.next(); // the first 8 MiB window is read
+    truncateSync(file, 10 * MiB);
+    const rest = await collect({ [Symbol.asyncIterator]: () => chunks });
+    const all = [first.value as Chunk, ...rest];
+    expect(all.reduce((n, c) => n + c.size, 0)).toBe(10 * MiB);
+    expect(all.map((c) => c.offset)).toEqual(all.map((_, i) => all.slice(0, i).reduce((n, c) => n + c.size, 0)));
+  });
 
   it('keeps the unchanged blocks of a file that grew from its old last block on', async () => {
     const small = original.subarray(0, 3 * MiB);

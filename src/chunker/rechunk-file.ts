@@ -32,7 +32,7 @@ export async function* rechunkFile(path: string, previous: readonly BlockRef[], 
   const lastOldStart = oldEnd - (previous[previous.length - 1]?.size ?? 0);
   const file = await open(path, 'r');
   try {
-    const size = (await file.stat()).size;
+    let size = (await file.stat()).size;
     const window = Buffer.from(new SharedArrayBuffer(Math.max(WINDOW_SIZE, 2 * params.maxSize)));
     let base = 0; // file offset of window[0]
     let filled = 0;
@@ -44,7 +44,12 @@ export async function* rechunkFile(path: string, previous: readonly BlockRef[], 
       base = pos;
       while (filled < window.length && base + filled < size) {
         const { bytesRead } = await file.read(window, filled, window.length - filled, base + filled);
-        if (bytesRead === 0) break;
+        if (bytesRead === 0) {
+          // The file shrank since its stat: chunk what is there (the caller's stat check after
+          // hashing sees the change). Looking for the old end would never find it.
+          size = base + filled;
+          break;
+        }
         filled += bytesRead;
       }
     };
