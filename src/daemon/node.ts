@@ -273,7 +273,9 @@ export class FerryNode {
         clock: this.clock,
         onFound: (device) => {
           const s = this.peers.get(device.deviceId);
-          if (!s || s.session) return;
+          if (!s) return; // not a peer: only listed as nearby
+          this.logger.info({ peer: device.deviceId, address: device.address }, 'found a peer on the LAN');
+          if (s.session) return;
           // A configured peer just appeared (or moved): dial it now, not after the back-off.
           s.nextDialAt = 0;
           s.backoffMs = 1000;

@@ -159,6 +159,14 @@ describe('two nodes on one machine', () => {
     expect(a.d.list()).toEqual([]);
   });
 
+  it('a port held by a program that does not share it is an error at start', async () => {
+    const port = await freeUdpPort();
+    const holder = createSocket('udp4'); // no SO_REUSEADDR: the port cannot be shared
+    sockets.push(holder);
+    await new Promise<void>((r) => holder.bind(port, () => r()));
+    await expect(LanDiscovery.start({ deviceId: deviceId('a'), listenHost: '127.0.0.1', listenPort: 1, port, logger: silentLogger })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+  });
+
   it('remember at most 256 devices, whatever floods the network', async () => {
     const port = await freeUdpPort();
     const a = await node('a', port, 40001);

@@ -137,15 +137,20 @@ export class LanDiscovery {
   static async start(options: LanDiscoveryOptions): Promise<LanDiscovery> {
     const socket = createSocket({ type: 'udp4', reuseAddr: true });
     const d = new LanDiscovery(options, socket);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind(d.udpPort, () => {
+          socket.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      socket.close();
+      throw err;
+    }
     socket.on('message', (packet, from) => d.received(packet, from));
     socket.on('error', (err) => options.logger.warn({ err: errorMessage(err) }, 'LAN discovery socket error'));
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(d.udpPort, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
     socket.setBroadcast(true);
     d.timer = (options.clock ?? systemClock).setInterval(() => d.announce(), ANNOUNCE_EVERY_MS);
     d.announce();
@@ -209,7 +214,7 @@ export class LanDiscovery {
     this.devices.set(a.deviceId, device);
     if (this.devices.size > MAX_DEVICES) this.devices.delete(this.devices.keys().next().value!);
     if (before?.address === address && before.instance === a.instance) return;
-    this.options.logger.info({ device: a.deviceId, address }, 'found a device on the LAN');
+    this.options.logger.debug({ device: a.deviceId, address }, 'found a device on the LAN');
     // A newcomer may not know us yet: answer now rather than at the next round.
     this.replySoon();
     this.options.onFound?.({ deviceId: a.deviceId, address, lastSeenMs: device.lastSeenMs });
