@@ -227,7 +227,7 @@ folder
       const id = checkFolderId(rawId);
       const store = openStore(home);
       try {
-        const offers = store.listPendingFolders().filter((o) => o.folderId === id);
+        const offers = store.listPendingFolders({ declined: true }).filter((o) => o.folderId === id);
         if (offers.length === 0) {
           throw new FerryError('UNKNOWN_FOLDER', `no peer offers a folder ${id} (\`ferry status\` lists the offers of peers that connected)`);
         }
@@ -257,6 +257,23 @@ folder
       } finally {
         store.close();
       }
+    }),
+  );
+
+folder
+  .command('decline <id>')
+  .description('decline a folder that peers offer: it is no longer listed (`folder accept` still takes it)')
+  .action(
+    action((home, json, rawId: string) => {
+      const id = checkFolderId(rawId);
+      const store = openStore(home);
+      try {
+        if (store.declinePendingFolder(id) === 0) throw new FerryError('UNKNOWN_FOLDER', `no peer offers a folder ${id}`);
+      } finally {
+        store.close();
+      }
+      if (json) printJson({ declined: id });
+      else printLine(`Folder ${id} declined; its offers are no longer listed.`);
     }),
   );
 

@@ -206,18 +206,24 @@ describe('folders, peers and sharing', () => {
     expect(pending[0]).toMatchObject({ deviceId: 'DEV', address: 'b:2' });
   });
 
-  it('folders offered by peers are kept until shared or the peer is removed, at most 64 a peer', () => {
+  it('folders offered by peers are kept until shared or the peer is removed, at most 64 a peer; declined ones are not listed', () => {
     store.upsertPeer('DEV1', []);
     store.upsertPeer('DEV2', []);
     store.notePendingFolder('photos', 'DEV1');
     store.notePendingFolder('photos', 'DEV2');
     store.notePendingFolder('photos', 'DEV1'); // seen again: one entry
     expect(store.listPendingFolders().map((p) => [p.folderId, p.deviceId])).toEqual([['photos', 'DEV1'], ['photos', 'DEV2']]);
+    // Declined: no longer listed, not even when offered again, but still there to accept.
+    expect(store.declinePendingFolder('photos')).toBe(2);
+    store.notePendingFolder('photos', 'DEV1');
+    expect(store.listPendingFolders()).toEqual([]);
+    expect(store.listPendingFolders({ declined: true })).toHaveLength(2);
+    expect(store.declinePendingFolder('nothing')).toBe(0);
     store.addFolder('photos', '/data/photos');
     store.shareFolder('photos', 'DEV1');
-    expect(store.listPendingFolders().map((p) => p.deviceId)).toEqual(['DEV2']);
+    expect(store.listPendingFolders({ declined: true }).map((p) => p.deviceId)).toEqual(['DEV2']);
     store.removePeer('DEV2');
-    expect(store.listPendingFolders()).toEqual([]);
+    expect(store.listPendingFolders({ declined: true })).toEqual([]);
     for (let i = 0; i < 70; i++) store.notePendingFolder(`f${String(i).padStart(2, '0')}`, 'DEV1');
     const held = store.listPendingFolders();
     expect(held).toHaveLength(64);

@@ -213,12 +213,19 @@ export class SqliteIndexStore {
     this.db.prepare('INSERT INTO pending_folders (folder_id, device_id, last_seen) VALUES (?, ?, ?)').run(folderId, deviceId, lastSeen);
   }
 
-  listPendingFolders(): { folderId: string; deviceId: string; lastSeen: string }[] {
-    return (this.db.prepare('SELECT * FROM pending_folders ORDER BY folder_id, device_id').all() as Row[]).map((r) => ({
+  /** Offers waiting for the user; with `declined`, the declined ones too. */
+  listPendingFolders(opts: { declined?: boolean } = {}): { folderId: string; deviceId: string; lastSeen: string }[] {
+    const where = opts.declined ? '' : 'WHERE declined = 0';
+    return (this.db.prepare(`SELECT * FROM pending_folders ${where} ORDER BY folder_id, device_id`).all() as Row[]).map((r) => ({
       folderId: r.folder_id,
       deviceId: r.device_id,
       lastSeen: r.last_seen,
     }));
+  }
+
+  /** Marks every offer of a folder declined; returns how many there were. */
+  declinePendingFolder(folderId: string): number {
+    return this.db.prepare('UPDATE pending_folders SET declined = 1 WHERE folder_id = ?').run(folderId).changes;
   }
 
   notePendingDevice(deviceId: string, address: string): void {

@@ -145,7 +145,7 @@ describe('ferry command line', () => {
     expect(listAfter).toEqual(listBefore);
   });
 
-  it('a folder a peer offers is listed, and once accepted (into a new directory) it syncs', async () => {
+  it('a folder a peer offers is listed, can be declined, and once accepted (into a new directory) it syncs', async () => {
     const c = cluster.get();
     const [giver, taker] = [await c.createNode('giver'), await c.createNode('taker')];
     await giver.addFolder('gift');
@@ -175,6 +175,11 @@ describe('ferry command line', () => {
     expect(await exists(path.join(taker.home, 'gift'))).toBe(false);
     expect(await exists(target)).toBe(false);
     expect(parseJsonOutput<unknown[]>(await taker.ferryOk('folder', 'list', '--json'))).toEqual([]);
+
+    // Declined: no longer listed; accepting it later still works.
+    expect(jsonError(await taker.ferry('folder', 'decline', 'nothing', '--json')).code).toBe('UNKNOWN_FOLDER');
+    await taker.ferryOk('folder', 'decline', 'gift');
+    expect(parseJsonOutput<{ pendingFolders: unknown[] }>(await taker.ferryOk('status', '--json')).pendingFolders).toEqual([]);
 
     const accepted = parseJsonOutput<{ id: string; path: string; accepted: string[] }>(await taker.ferryOk('folder', 'accept', 'gift', target, '--json'));
     expect(accepted).toMatchObject({ id: 'gift', path: target, accepted: [giver.deviceId] });
