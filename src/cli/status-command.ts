@@ -3,6 +3,7 @@
  * published (or "stopped" when no node has published for a few seconds).
  */
 import type { FolderStatus } from '../engine/folder-sync.js';
+import type { ScanProgress } from '../engine/scanner.js';
 import type { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import { STALE_AFTER_MS, STATUS_KEY, type NodeRuntimeStatus } from '../daemon/node-status.js';
 import { formatBytes, printJson, printLine } from './output.js';
@@ -26,6 +27,7 @@ export function statusReport(store: SqliteIndexStore, deviceId: string) {
       sharedWith: f.devices,
       errors: live?.errors ?? [],
       conflicts: live?.conflicts ?? [],
+      scan: live?.scan ?? null,
     };
   });
   const peers = store.listPeers().map((p) => {
@@ -65,6 +67,8 @@ export function printStatus(report: ReturnType<typeof statusReport>, json: boole
   for (const f of report.folders) {
     const state = f.inSync
       ? 'in sync'
+      : f.scan
+        ? `scanning ${scanPercent(f.scan)}% (${f.scan.hashedFiles} of ${f.scan.filesToHash} files, ${formatBytes(f.scan.bytesToHash - f.scan.hashedBytes)} left to hash)`
       : f.state === 'syncing' || f.needFiles > 0
         ? `syncing ${f.completion}% (${f.needFiles} files, ${formatBytes(f.needBytes)} left)`
         : f.state;
@@ -94,6 +98,10 @@ export function printStatus(report: ReturnType<typeof statusReport>, json: boole
     printLine('Nearby devices on the LAN (add with `ferry peer add DEVICE_ID`)');
     for (const d of report.nearbyDevices) printLine(`  ${d.deviceId} at ${d.address}`);
   }
+}
+
+function scanPercent(p: ScanProgress): number {
+  return p.bytesToHash > 0 ? Math.floor((100 * p.hashedBytes) / p.bytesToHash) : Math.floor((100 * p.hashedFiles) / p.filesToHash);
 }
 
 function pidAlive(pid: number): boolean {

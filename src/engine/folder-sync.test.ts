@@ -58,6 +58,32 @@ describe('serving blocks to peers', () => {
   });
 });
 
+describe('status', () => {
+  it('shows a scan that hashes a large file as scanning, with its progress, until it is done', async () => {
+    const size = 48 * 1024 * 1024;
+    writeFileSync(join(t.root, 'big.bin'), seededBytes(size, 5));
+    let done = false;
+    const scan = folder.rescan().finally(() => (done = true));
+    const seen: NonNullable<ReturnType<typeof folder.status>['scan']>[] = [];
+    while (!done) {
+      const s = folder.status();
+      if (s.scan) {
+        expect(s.state).toBe('scanning');
+        seen.push(s.scan);
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    await scan;
+    expect(seen.length).toBeGreaterThan(1);
+    for (const p of seen) expect(p).toMatchObject({ filesToHash: 1, bytesToHash: size, hashedFiles: 0 });
+    const hashed = seen.map((p) => p.hashedBytes);
+    expect(hashed).toEqual([...hashed].sort((a, b) => a - b));
+    expect(hashed.at(-1)).toBeGreaterThan(hashed[0]!);
+    expect(folder.status().scan).toBeUndefined();
+    expect(folder.status().state).toBe('idle');
+  });
+});
+
 describe('starting', () => {
   it('an edit made while the folder starts is seen: the watcher is subscribed before the first scan', async () => {
     const t2 = makeTestFolder('f2', 'LOCAL02');

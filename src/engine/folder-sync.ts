@@ -19,7 +19,7 @@ import { decide, type Decision } from './decide.js';
 import type { FolderContext } from './folder-context.js';
 import { IGNORE_FILE, IgnoreRules } from './ignore-rules.js';
 import { hashMatches, Puller, readAtSync, tempName, type BlockFetcher } from './puller.js';
-import { Scanner, sameStat, statKey, type ChangedRecord, type ScanSummary } from './scanner.js';
+import { Scanner, sameStat, statKey, type ChangedRecord, type ScanProgress, type ScanSummary } from './scanner.js';
 import { OwnWrites } from './own-writes.js';
 import { FolderWatcher } from './watcher.js';
 import { folderUnavailable } from './folder-marker.js';
@@ -38,6 +38,8 @@ export interface FolderStatus {
   readonly localBytes: number;
   readonly errors: { path: string; message: string }[];
   readonly conflicts: string[];
+  /** While a scan hashes files: how far it has come. */
+  readonly scan?: ScanProgress;
 }
 
 export interface FolderSyncOptions {
@@ -210,8 +212,9 @@ export class FolderSync {
     const total = local.bytes + needBytes;
     const errors = [...this.scanErrors, ...this.errors].map(([path, message]) => ({ path, message }));
     if (this.unavailable) errors.unshift({ path: '.', message: this.unavailable });
+    const scan = this.scanner.progress;
     return {
-      state: this.unavailable ? 'error' : this.state === 'idle' && this.need.size > 0 ? 'syncing' : this.state,
+      state: this.unavailable ? 'error' : scan ? 'scanning' : this.state === 'idle' && this.need.size > 0 ? 'syncing' : this.state,
       needFiles: this.need.size,
       needBytes,
       completion: total === 0 ? 100 : Math.floor((1000 * (total - needBytes)) / total) / 10,
@@ -219,6 +222,7 @@ export class FolderSync {
       localBytes: local.bytes,
       errors,
       conflicts: this.conflicts(),
+      ...(scan ? { scan } : {}),
     };
   }
 

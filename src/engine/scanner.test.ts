@@ -450,6 +450,30 @@ describe('invalid names', () => {
   });
 });
 
+describe('progress', () => {
+  it('counts the files and bytes hashed so far, large files chunk by chunk, and is gone when the scan ends', async () => {
+    write('a.txt', 'x'.repeat(1000), { mtime: OLD });
+    write('b.txt', 'y'.repeat(2000), { mtime: OLD });
+    writeFileSync(join(t.root, 'big.bin'), seededBytes(3 * 1024 * 1024, 9));
+    const seen: (ReturnType<() => typeof scanner.progress>)[] = [];
+    chunkCalls.afterChunkFile = () => seen.push(scanner.progress);
+    expect(scanner.progress).toBeUndefined();
+    await scanner.scanAll();
+    expect(scanner.progress).toBeUndefined();
+    expect(seen).toHaveLength(1);
+    const during = seen[0]!;
+    const total = 1000 + 2000 + 3 * 1024 * 1024;
+    expect(during).toMatchObject({ filesToHash: 3, bytesToHash: total });
+    // When the large file has been read to its end, all its bytes count, though the file is not done.
+    const before = chunkCalls.paths.indexOf(join(t.root, 'big.bin')); // files hashed before it
+    expect(during!.hashedFiles).toBe(before);
+    expect(during!.hashedBytes).toBe(chunkCalls.paths.slice(0, before).reduce((n, p) => n + (p.endsWith('a.txt') ? 1000 : 2000), 0) + 3 * 1024 * 1024);
+
+    await scanner.scanAll(); // nothing to hash: no progress to show
+    expect(scanner.progress).toBeUndefined();
+  });
+});
+
 describe('entries that cannot be stated', () => {
   it('a file whose directory became a file while it was hashed is gone, and the scan goes on', async () => {
     write('ok.txt', 'fine', { mtime: OLD });

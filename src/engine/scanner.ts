@@ -45,11 +45,26 @@ export interface ScanSummary {
   readonly ms: number;
 }
 
+/** How far the hashing of a scan has come: what `ferry status` shows of a long scan. */
+export interface ScanProgress {
+  readonly filesToHash: number;
+  readonly bytesToHash: number;
+  readonly hashedFiles: number;
+  readonly hashedBytes: number;
+}
+
 /** The puller's temporary files; other `.ferry.tmp.*` names (uploads) are not the scanner's. */
 const DOWNLOAD_TEMP = /^\.ferry\.tmp\.[0-9a-f]{16}$/;
 
 export class Scanner {
+  private hashing?: { -readonly [K in keyof ScanProgress]: ScanProgress[K] };
+
   constructor(private readonly ctx: FolderContext) {}
+
+  /** The progress of the files the running scan hashes; undefined when it hashes none. */
+  get progress(): ScanProgress | undefined {
+    return this.hashing && { ...this.hashing };
+  }
 
   /** Scans the whole folder. */
   async scanAll(): Promise<ScanResult> {
@@ -134,19 +149,28 @@ export class Scanner {
       if (!pending.length) return;
       for (const r of this.ctx.store.commitLocal(this.ctx.folderId, pending.splice(0))) changed.push({ path: r.path, deleted: r.deleted, sequence: r.sequence });
     };
-    for (const item of walk.toHash) {
-      const entry = await this.hashFile(item.path, item.stat, item.mode, walk.known(item.path) ? this.full(item.path) : undefined);
-      if (entry === 'unchanged') continue;
-      if (entry === 'vanished') {
-        walk.seen.delete(item.path);
-        continue;
+    const progress = { filesToHash: walk.toHash.length, bytesToHash: walk.toHash.reduce((n, i) => n + i.stat.size, 0), hashedFiles: 0, hashedBytes: 0 };
+    if (progress.filesToHash > 0) this.hashing = progress;
+    try {
+      for (const item of walk.toHash) {
+        const hashedBefore = progress.hashedBytes;
+        const entry = await this.hashFile(item.path, item.stat, item.mode, walk.known(item.path) ? this.full(item.path) : undefined, progress);
+        progress.hashedFiles++;
+        progress.hashedBytes = hashedBefore + item.stat.size;
+        if (entry === 'unchanged') continue;
+        if (entry === 'vanished') {
+          walk.seen.delete(item.path);
+          continue;
+        }
+        if ('error' in entry) {
+          walk.errors.push({ path: item.path, message: entry.error });
+          continue;
+        }
+        pending.push(entry);
+        if (pending.length >= COMMIT_BATCH) flush();
       }
-      if ('error' in entry) {
-        walk.errors.push({ path: item.path, message: entry.error });
-        continue;
-      }
-      pending.push(entry);
-      if (pending.length >= COMMIT_BATCH) flush();
+    } finally {
+      this.hashing = undefined;
     }
     pending.push(...walk.changes);
     const now = Date.now();
@@ -167,6 +191,7 @@ export class Scanner {
     stat: StatKey,
     mode: number,
     existing: LocalEntry | undefined,
+    progress: { hashedBytes: number },
   ): Promise<LocalEntry | 'unchanged' | 'vanished' | { error: string }> {
     const abs = join(this.ctx.root, path);
     const startedAt = Date.now();
@@ -181,7 +206,10 @@ export class Scanner {
         // An edited large file: only what changed goes through the boundary finder.
         const previous = existing && !existing.record.deleted && existing.record.type === 'file' && existing.chunkAvg === avg ? existing.record.blocks : [];
         const chunks = previous.length > 0 ? rechunkFile(abs, previous, params) : chunkFile(abs, { avgSize: avg });
-        for await (const c of chunks) blocks.push({ hash: c.hash, size: c.size });
+        for await (const c of chunks) {
+          blocks.push({ hash: c.hash, size: c.size });
+          progress.hashedBytes += c.size;
+        }
       }
     } catch (err) {
       if (isGone(err)) return 'vanished';
