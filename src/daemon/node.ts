@@ -21,7 +21,7 @@ import { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import type { PeerConnection } from '../protocol/connection.js';
 import type { Network, NetworkListener } from '../protocol/network.js';
 import { parseHostPort } from '../transport/address.js';
-import { loadIdentity } from '../transport/identity.js';
+import { loadIdentity, type Identity } from '../transport/identity.js';
 import { LanDiscovery } from '../transport/lan-discovery.js';
 import { TlsNetwork } from '../transport/tls-network.js';
 import { databasePath, identityDir } from './home.js';
@@ -84,18 +84,21 @@ export class FerryNode {
     private readonly network: Network,
     readonly deviceId: string,
     readonly name: string,
+    /** The TLS identity (the real network only): it signs LAN announcements. */
+    private readonly identity?: Identity,
   ) {}
 
   static async start(options: NodeOptions): Promise<FerryNode> {
     let network = options.network;
     let deviceId = options.deviceId;
+    let identity: Identity | undefined;
     if (!network || !deviceId) {
-      const identity = await loadIdentity(identityDir(options.home));
+      identity = await loadIdentity(identityDir(options.home));
       network = new TlsNetwork(identity, { host: options.host ?? '0.0.0.0', port: options.port ?? 22100 }, options.logger, options.handleRequest);
       deviceId = identity.deviceId;
     }
     const store = SqliteIndexStore.open(databasePath(options.home));
-    const node = new FerryNode(options, store, network, deviceId, store.getMeta('name') ?? 'ferry');
+    const node = new FerryNode(options, store, network, deviceId, store.getMeta('name') ?? 'ferry', identity);
     try {
       await node.boot();
     } catch (err) {
@@ -262,10 +265,10 @@ export class FerryNode {
    * the discovery port still runs: its peers need configured addresses then.
    */
   private async startDiscovery(): Promise<void> {
-    if (this.options.discoveryPort === undefined || this.options.network) return;
+    if (this.options.discoveryPort === undefined || !this.identity) return;
     try {
       this.discovery = await LanDiscovery.start({
-        deviceId: this.deviceId,
+        identity: this.identity,
         listenHost: this.options.host ?? '0.0.0.0',
         listenPort: parseHostPort(this.listenAddress).port,
         port: this.options.discoveryPort,
