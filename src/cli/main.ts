@@ -74,6 +74,16 @@ function canonicalAddress(address: string): string {
   return formatHostPort(host, port);
 }
 
+/** Runs `fn` with the node's index store open, and closes it whatever happens. */
+async function withStore<T>(home: string, fn: (store: SqliteIndexStore) => T | Promise<T>): Promise<T> {
+  const store = openStore(home);
+  try {
+    return await fn(store);
+  } finally {
+    store.close();
+  }
+}
+
 function openStore(home: string): SqliteIndexStore {
   if (!existsSync(identityDir(home))) {
     throw new FerryError('NOT_INITIALIZED', `no Ferry node in ${home}: run \`ferry init\` first`);
@@ -200,19 +210,16 @@ folder
   .option('--keep-versions <days>', 'days to keep replaced and deleted files in .ferry-versions/', '30')
   .option('--rescan <seconds>', 'full rescan interval (the file watcher catches changes in between)', '600')
   .action(
-    action((home, json, path: string, opts: { id?: string; keepVersions: string; rescan: string }) => {
+    action(async (home, json, path: string, opts: { id?: string; keepVersions: string; rescan: string }) => {
       const settings = folderSettings(opts);
       const abs = resolve(path);
       checkFolderPath(home, abs);
       const id = checkFolderId(opts.id ?? basename(abs));
-      const store = openStore(home);
-      try {
+      await withStore(home, (store) => {
         const f = store.addFolder(id, abs, settings);
         if (json) printJson(f);
         else printLine(`Folder ${f.id} shares ${f.path}`);
-      } finally {
-        store.close();
-      }
+      });
     }),
   );
 
@@ -222,11 +229,10 @@ folder
   .option('--keep-versions <days>', 'days to keep replaced and deleted files in .ferry-versions/', '30')
   .option('--rescan <seconds>', 'full rescan interval (the file watcher catches changes in between)', '600')
   .action(
-    action((home, json, rawId: string, path: string | undefined, opts: { keepVersions: string; rescan: string }) => {
+    action(async (home, json, rawId: string, path: string | undefined, opts: { keepVersions: string; rescan: string }) => {
       const settings = folderSettings(opts);
       const id = checkFolderId(rawId);
-      const store = openStore(home);
-      try {
+      await withStore(home, (store) => {
         const offers = store.listPendingFolders({ declined: true }).filter((o) => o.folderId === id);
         if (offers.length === 0) {
           throw new FerryError('UNKNOWN_FOLDER', `no peer offers a folder ${id} (\`ferry status\` lists the offers of peers that connected)`);
@@ -254,9 +260,7 @@ folder
         const devices = offers.map((o) => o.deviceId);
         if (json) printJson({ ...store.getFolder(id)!, accepted: devices });
         else printLine(`Folder ${id} in ${abs}, shared with ${devices.join(', ')}`);
-      } finally {
-        store.close();
-      }
+      });
     }),
   );
 
@@ -264,14 +268,11 @@ folder
   .command('decline <id>')
   .description('decline a folder that peers offer: it is no longer listed (`folder accept` still takes it)')
   .action(
-    action((home, json, rawId: string) => {
+    action(async (home, json, rawId: string) => {
       const id = checkFolderId(rawId);
-      const store = openStore(home);
-      try {
+      await withStore(home, (store) => {
         if (store.declinePendingFolder(id) === 0) throw new FerryError('UNKNOWN_FOLDER', `no peer offers a folder ${id}`);
-      } finally {
-        store.close();
-      }
+      });
       if (json) printJson({ declined: id });
       else printLine(`Folder ${id} declined; its offers are no longer listed.`);
     }),
@@ -281,10 +282,8 @@ folder
   .command('list')
   .description('list shared folders')
   .action(
-    action((home, json) => {
-      const store = openStore(home);
-      const folders = store.listFolders();
-      store.close();
+    action(async (home, json) => {
+      const folders = await withStore(home, (store) => store.listFolders());
       if (json) return printJson(folders);
       for (const f of folders) printLine(`${f.id}\t${f.path}\t${f.devices.length} device(s)`);
     }),
@@ -294,13 +293,8 @@ folder
   .command('remove <id>')
   .description('stop sharing a folder (its files stay on disk)')
   .action(
-    action((home, json, id: string) => {
-      const store = openStore(home);
-      try {
-        store.removeFolder(id);
-      } finally {
-        store.close();
-      }
+    action(async (home, json, id: string) => {
+      await withStore(home, (store) => store.removeFolder(id));
       if (json) printJson({ removed: id });
       else printLine(`Folder ${id} removed; its files stay where they are.`);
     }),
@@ -312,7 +306,7 @@ folder
   .option('--keep-versions <days>', 'days to keep replaced and deleted files in .ferry-versions/')
   .option('--rescan <seconds>', 'full rescan interval')
   .action(
-    action((home, json, id: string, opts: { keepVersions?: string; rescan?: string }) => {
+    action(async (home, json, id: string, opts: { keepVersions?: string; rescan?: string }) => {
       if (opts.keepVersions === undefined && opts.rescan === undefined) {
         throw new FerryError('INVALID_CONFIG', 'nothing to change: give --keep-versions and/or --rescan');
       }
@@ -320,14 +314,11 @@ folder
         ...(opts.keepVersions === undefined ? {} : { versionsKeepDays: wholeNumber(opts.keepVersions, '--keep-versions', 0) }),
         ...(opts.rescan === undefined ? {} : { rescanSeconds: wholeNumber(opts.rescan, '--rescan', 1) }),
       };
-      const store = openStore(home);
-      try {
+      await withStore(home, (store) => {
         const f = store.updateFolder(id, settings);
         if (json) printJson(f);
         else printLine(`Folder ${f.id}: versions kept ${f.versionsKeepDays} day(s), full rescan every ${f.rescanSeconds} s`);
-      } finally {
-        store.close();
-      }
+      });
     }),
   );
 
@@ -355,8 +346,7 @@ peer
     action(async (home, json, rawId: string, address: string | undefined, opts: { folder?: string[]; name?: string }) => {
       const deviceId = parseDeviceId(rawId);
       const addresses = address === undefined ? [] : [canonicalAddress(address)];
-      const store = openStore(home);
-      try {
+      await withStore(home, async (store) => {
         const self = await loadIdentity(identityDir(home));
         if (self.deviceId === deviceId) throw new FerryError('INVALID_CONFIG', 'that is this device own ID');
         for (const f of opts.folder ?? []) {
@@ -369,9 +359,7 @@ peer
         });
         if (json) printJson({ ...p, folders: opts.folder ?? [] });
         else printLine(`Peer ${p.deviceId} at ${p.addresses.join(', ') || 'the address LAN discovery finds'}${opts.folder?.length ? `, sharing ${opts.folder.join(', ')}` : ''}`);
-      } finally {
-        store.close();
-      }
+      });
     }),
   );
 
@@ -379,11 +367,8 @@ peer
   .command('list')
   .description('list peer devices')
   .action(
-    action((home, json) => {
-      const store = openStore(home);
-      const peers = store.listPeers();
-      const folders = store.listFolders();
-      store.close();
+    action(async (home, json) => {
+      const [peers, folders] = await withStore(home, (store) => [store.listPeers(), store.listFolders()] as const);
       const out = peers.map((p) => ({ ...p, folders: folders.filter((f) => f.devices.includes(p.deviceId)).map((f) => f.id) }));
       if (json) return printJson(out);
       for (const p of out) printLine(`${p.deviceId}\t${p.name}\t${p.addresses.join(',')}\t${p.folders.join(',')}`);
@@ -394,14 +379,9 @@ peer
   .command('remove <deviceId>')
   .description('forget a peer device')
   .action(
-    action((home, json, rawId: string) => {
+    action(async (home, json, rawId: string) => {
       const deviceId = parseDeviceId(rawId);
-      const store = openStore(home);
-      try {
-        store.removePeer(deviceId);
-      } finally {
-        store.close();
-      }
+      await withStore(home, (store) => store.removePeer(deviceId));
       if (json) printJson({ removed: deviceId });
       else printLine(`Peer ${deviceId} removed.`);
     }),
@@ -413,12 +393,7 @@ program
   .action(
     action(async (home, json) => {
       const identity = await loadIdentity(identityDir(home));
-      const store = openStore(home);
-      try {
-        printStatus(statusReport(store, identity.deviceId), json);
-      } finally {
-        store.close();
-      }
+      await withStore(home, (store) => printStatus(statusReport(store, identity.deviceId), json));
     }),
   );
 
