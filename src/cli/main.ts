@@ -322,6 +322,19 @@ folder
     }),
   );
 
+for (const [verb, paused] of [['pause', true], ['resume', false]] as const) {
+  folder
+    .command(`${verb} <id>`)
+    .description(paused ? 'stop syncing a folder until it is resumed (nothing is scanned, pulled or offered)' : 'sync a paused folder again')
+    .action(
+      action(async (home, json, id: string) => {
+        const f = await withStore(home, (store) => store.updateFolder(id, { paused }));
+        if (json) printJson(f);
+        else printLine(`Folder ${f.id} ${paused ? 'paused' : 'resumed'}`);
+      }),
+    );
+}
+
 folder
   .command('rescan [ids...]')
   .description('scan folders (all when none given) for changes now, on the running node')

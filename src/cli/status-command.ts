@@ -12,12 +12,12 @@ export function statusReport(store: SqliteIndexStore, deviceId: string) {
   const published = store.getStatus<NodeRuntimeStatus>(STATUS_KEY)?.value;
   const running = !!published?.running && Date.now() - published.heartbeat < STALE_AFTER_MS && pidAlive(published.pid);
   const folders = store.listFolders().map((f) => {
-    const live: FolderStatus | undefined = running ? published!.folders[f.id] : undefined;
+    const live: FolderStatus | undefined = running && !f.paused ? published!.folders[f.id] : undefined;
     const counts = store.localCounts(f.id);
     return {
       id: f.id,
       path: f.path,
-      state: live?.state ?? 'stopped',
+      state: f.paused ? 'paused' : (live?.state ?? 'stopped'),
       inSync: live ? live.needFiles === 0 && live.errors.length === 0 && live.state === 'idle' : false,
       completion: live?.completion ?? 0,
       needFiles: live?.needFiles ?? 0,

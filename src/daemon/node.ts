@@ -193,6 +193,14 @@ export class FerryNode {
     this.peerConfigs = this.store.listPeers();
     for (const f of this.folderConfigs) {
       const old = before.get(f.id);
+      if (f.paused) {
+        // Stopped: the hellos sent below no longer offer it, so peers stop sending its index.
+        if (this.folders.has(f.id)) {
+          await this.stopFolder(f.id);
+          this.logger.info({ folder: f.id }, 'folder paused');
+        }
+        continue;
+      }
       // A changed path or setting restarts the folder's sync with it (a full scan, cheap when nothing changed).
       if (old && (old.path !== f.path || old.versionsKeepDays !== f.versionsKeepDays || old.rescanSeconds !== f.rescanSeconds)) await this.stopFolder(f.id);
       if (!this.folders.has(f.id)) await this.startFolder(f);

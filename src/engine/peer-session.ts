@@ -133,6 +133,9 @@ export class PeerSession {
   private handleHello(hello: Hello): void {
     if (hello.protocol !== 1) throw new FerryError('INVALID_MESSAGE', `peer speaks protocol ${hello.protocol}, this node speaks 1`);
     const mine = new Map(this.host.sharedFolders(this.deviceId).map((f) => [f.id, f]));
+    // A folder the peer no longer lists (paused or removed there) gets no more index from us.
+    const listed = new Set(hello.folders.map((f) => f.id));
+    for (const id of [...this.sent.keys()]) if (!listed.has(id)) this.sent.delete(id);
     let newlyActive = false;
     for (const f of hello.folders) {
       const folder = mine.get(f.id);

@@ -6,6 +6,8 @@ export interface FolderConfig {
   readonly indexId: string;
   readonly versionsKeepDays: number;
   readonly rescanSeconds: number;
+  /** Paused by the user: not scanned, pulled or offered to peers. */
+  readonly paused: boolean;
   /** Devices the folder is shared with. */
   readonly devices: readonly string[];
 }

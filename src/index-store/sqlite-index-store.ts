@@ -122,6 +122,7 @@ export class SqliteIndexStore {
       indexId: r.index_id,
       versionsKeepDays: r.versions_keep_days,
       rescanSeconds: r.rescan_seconds,
+      paused: r.paused === 1,
       devices: devices.get(r.id) ?? [],
     }));
   }
@@ -146,12 +147,12 @@ export class SqliteIndexStore {
   }
 
   /** Changes a folder's settings; the ones not given stay as they are. */
-  updateFolder(id: string, settings: { versionsKeepDays?: number; rescanSeconds?: number }): FolderConfig {
+  updateFolder(id: string, settings: { versionsKeepDays?: number; rescanSeconds?: number; paused?: boolean }): FolderConfig {
     const f = this.getFolder(id);
     if (!f) throw new FerryError('UNKNOWN_FOLDER', `no folder ${id}`);
     this.db
-      .prepare('UPDATE folders SET versions_keep_days = ?, rescan_seconds = ? WHERE id = ?')
-      .run(settings.versionsKeepDays ?? f.versionsKeepDays, settings.rescanSeconds ?? f.rescanSeconds, id);
+      .prepare('UPDATE folders SET versions_keep_days = ?, rescan_seconds = ?, paused = ? WHERE id = ?')
+      .run(settings.versionsKeepDays ?? f.versionsKeepDays, settings.rescanSeconds ?? f.rescanSeconds, (settings.paused ?? f.paused) ? 1 : 0, id);
     return this.getFolder(id)!;
   }
 

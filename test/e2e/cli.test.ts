@@ -363,6 +363,34 @@ describe('ferry command line', () => {
     expect(jsonError(rescan).message).toContain('too long for the control socket');
   }, 60_000);
 
+  it('a paused folder is neither pulled nor scanned, its peer stops sending its index, and it catches up when resumed', async () => {
+    const [p1, p2] = await runningPair(['pause1', 'pause2'], 'calm');
+    const first = uniqueText('before the pause');
+    await writeFile(p1.file('calm', 'first.txt'), first);
+    await waitForContent(p2, 'calm', 'first.txt', first);
+
+    const paused = parseJsonOutput<{ paused: boolean }>(await p2.ferryOk('folder', 'pause', 'calm', '--json'));
+    expect(paused.paused).toBe(true);
+    await waitFor(async () => (await p2.status()).folders[0]?.state === 'paused' || undefined, { message: 'the folder shows as paused' });
+    expect((await p2.ferryOk('status')).stdout).toMatch(/calm .* paused/);
+    const during = uniqueText('written on the peer while paused');
+    const local = uniqueText('written here while paused');
+    await writeFile(p1.file('calm', 'during.txt'), during);
+    await writeFile(p2.file('calm', 'local.txt'), local);
+    await sleep(3000);
+    expect(await exists(p2.file('calm', 'during.txt'))).toBe(false);
+    expect(await exists(p1.file('calm', 'local.txt'))).toBe(false);
+    // The peer learnt from the hello that the folder is paused here: it sent no index for it.
+    expect((await p2.log()).includes('is not shared with')).toBe(false);
+
+    expect((await p2.ferryOk('folder', 'resume', 'calm')).stdout).toContain('Folder calm resumed');
+    await waitForContent(p2, 'calm', 'during.txt', during);
+    await waitForContent(p1, 'calm', 'local.txt', local);
+    await waitConverged([p1, p2], 'calm');
+    const unknown = await p2.ferry('folder', 'pause', 'nosuch', '--json');
+    expect(jsonError(unknown).code).toBe('UNKNOWN_FOLDER');
+  }, 60_000);
+
   it('folder set changes a folder\'s settings; a running node applies them at once', async () => {
     const c = cluster.get();
     const n = await c.createNode('settings');
