@@ -52,7 +52,8 @@ export function statusReport(store: SqliteIndexStore, deviceId: string) {
     folders: folders.map(({ conflicts: _c, ...f }) => f),
     peers,
     conflicts: folders.flatMap((f) => f.conflicts.map((path) => ({ folder: f.id, path }))),
-    pendingDevices: store.listPendingDevices(),
+    // A device refused before it was added (or while the node was starting) is no longer pending.
+    pendingDevices: store.listPendingDevices().filter((d) => !peers.some((p) => p.deviceId === d.deviceId)),
     pendingFolders: store.listPendingFolders(),
     nearbyDevices: running ? (published!.nearby ?? []) : [],
   };

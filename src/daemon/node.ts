@@ -153,9 +153,10 @@ export class FerryNode {
       onConnection: (conn) => this.addConnection(conn, false),
     });
     this.listenAddress = this.listener.address;
-    await this.startDiscovery();
     this.dataVersion = this.store.dataVersion();
     await this.reloadConfig();
+    // Announced only now: peers that dial at once must find their configuration loaded.
+    await this.startDiscovery();
     this.timers.push(this.clock.setInterval(() => this.dialDue(), DIAL_TICK_MS));
     this.timers.push(this.clock.setInterval(() => void this.pollConfig(), CONFIG_POLL_MS));
     this.timers.push(this.clock.setInterval(() => this.publishStatus(), STATUS_EVERY_MS));
