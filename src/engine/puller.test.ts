@@ -467,6 +467,45 @@ describe('conflicts', () => {
   });
 });
 
+describe('a conflict resolved on two nodes', () => {
+  it('the copy that another node made, already here with the same content, is not made twice', async () => {
+    const mine = seededBytes(64, 92);
+    const local = indexLocal('both.txt', mine, [64], { mtimeMs: MTIME });
+    const copy = conflictCopyPath(local.record);
+    // The copy the other node made, pulled here before this node resolved the conflict itself.
+    indexLocal(copy, mine, [64], { mtimeMs: MTIME, modifiedBy: 'OTHER01', version: { OTHER01: 1 } });
+    const theirs = seededBytes(40, 93);
+    const target = recordFor('both.txt', theirs, [40], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1', mtimeMs: MTIME + 5000 });
+    fetcher.add(theirs, target.blocks);
+
+    const { extraScan } = await puller.apply(target, local, true);
+
+    expect(extraScan).toEqual([]);
+    expect(listFiles(t.root).filter((p) => !p.startsWith(VERSIONS_DIR)).sort()).toEqual(['both.txt', copy].sort());
+    expect(readFileSync(abs('both.txt')).equals(theirs)).toBe(true);
+    expect(readFileSync(abs(copy)).equals(mine)).toBe(true);
+    // Nothing lost all the same: the local file went to the version area.
+    expect(versionsFiles().map((p) => readFileSync(join(t.root, VERSIONS_DIR, p)))).toEqual([mine]);
+  });
+
+  it('a file at the copy name with other content, or changed since it was indexed, still gets a copy of its own', async () => {
+    const mine = seededBytes(64, 94);
+    const local = indexLocal('other.txt', mine, [64], { mtimeMs: MTIME });
+    const copy = conflictCopyPath(local.record);
+    indexLocal(copy, mine, [64], { mtimeMs: MTIME, modifiedBy: 'OTHER01', version: { OTHER01: 1 } });
+    writeFileSync(abs(copy), seededBytes(64, 95)); // edited since: the index no longer vouches for it
+    const theirs = seededBytes(40, 96);
+    const target = recordFor('other.txt', theirs, [40], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1', mtimeMs: MTIME + 5000 });
+    fetcher.add(theirs, target.blocks);
+
+    const { extraScan } = await puller.apply(target, local, true);
+
+    expect(extraScan).toHaveLength(1);
+    expect(extraScan[0]).not.toBe(copy);
+    expect(readFileSync(abs(extraScan[0]!)).equals(mine)).toBe(true);
+  });
+});
+
 describe('conflict copy name collisions', () => {
   // BUG (silent loss): Puller.apply renames the local file onto conflictCopyPath(local.record)
   // with renameSync, which replaces whatever is already there. The name only has 1-second

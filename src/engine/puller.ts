@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { likelyChunkAvg } from '../chunker/fastcdc.js';
 import { FerryError } from '../core/errors.js';
-import { blockOffsets, type BlockRef, type FileRecord } from '../core/file-record.js';
+import { blockOffsets, sameContent, type BlockRef, type FileRecord } from '../core/file-record.js';
 import type { LocalEntry } from '../index-store/sqlite-index-store.js';
 import { conflictCopyPath } from './conflict-name.js';
 import type { FolderContext } from './folder-context.js';
@@ -71,6 +71,11 @@ export class Puller {
       if (!current) return;
       if (current.isDirectory()) {
         this.removeDir(abs, target.path);
+      } else if (conflictCopy && local && this.alreadyCopied(local)) {
+        // Another node resolved the same conflict first and its copy (same name, same content)
+        // arrived here: a second copy would only duplicate it.
+        if (current.isFile()) this.ctx.versioner.archive(abs, target.path);
+        else unlinkSync(abs);
       } else if (conflictCopy && local) {
         const copy = this.freeName(conflictCopyPath(local.record));
         renameSync(abs, join(this.ctx.root, copy));
@@ -294,6 +299,17 @@ export class Puller {
     } catch {
       // the parent directory is gone or not a directory: no temporary file either
     }
+  }
+
+  /**
+   * Whether the conflict copy of `loser` is already here, holding the same content (indexed so,
+   * and unchanged on disk since): every node that resolves a conflict picks the same name.
+   */
+  private alreadyCopied(loser: LocalEntry): boolean {
+    const copy = this.ctx.store.getLocal(this.ctx.folderId, conflictCopyPath(loser.record));
+    if (!copy || copy.record.deleted || copy.record.type !== loser.record.type || !sameContent(copy.record, loser.record) || !copy.stat) return false;
+    const onDisk = lstatSync(this.ctx.paths.resolve(copy.record.path), { throwIfNoEntry: false });
+    return onDisk !== undefined && sameStat(copy.stat, statKey(onDisk));
   }
 
   /** `rel`, or `rel` with a counter before its extension when that name is taken. */
