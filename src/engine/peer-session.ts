@@ -36,6 +36,8 @@ export class PeerSession {
   private readonly pumping = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly unsharedLogged = new Set<string>();
+  /** The folders the peer's last hello listed. */
+  private peerListed = new Set<string>();
 
   /** Fetches file ranges from this peer, small ones batched. */
   readonly ranges: RangeFetcher;
@@ -133,9 +135,10 @@ export class PeerSession {
   private handleHello(hello: Hello): void {
     if (hello.protocol !== 1) throw new FerryError('INVALID_MESSAGE', `peer speaks protocol ${hello.protocol}, this node speaks 1`);
     const mine = new Map(this.host.sharedFolders(this.deviceId).map((f) => [f.id, f]));
-    // A folder the peer no longer lists (paused or removed there) gets no more index from us.
-    const listed = new Set(hello.folders.map((f) => f.id));
-    for (const id of [...this.sent.keys()]) if (!listed.has(id)) this.sent.delete(id);
+    // A folder the peer lists again (resumed or added there) must hear where we stand, even if
+    // we never stopped sending it.
+    const listedBefore = this.peerListed;
+    this.peerListed = new Set(hello.folders.map((f) => f.id));
     let newlyActive = false;
     for (const f of hello.folders) {
       const folder = mine.get(f.id);
@@ -159,7 +162,7 @@ export class PeerSession {
         this.host.folder(f.id)?.recomputeNeed();
       }
       const from = f.haveIndexId === folder.indexId ? Math.min(f.haveSequence, this.host.store.maxSequence(f.id)) : 0;
-      if (!this.sent.has(f.id)) newlyActive = true;
+      if (!this.sent.has(f.id) || !listedBefore.has(f.id)) newlyActive = true;
       if (!this.sent.has(f.id) || (this.sent.get(f.id) ?? 0) > from) this.sent.set(f.id, from);
       void this.pump(f.id);
     }

@@ -363,7 +363,7 @@ describe('ferry command line', () => {
     expect(jsonError(rescan).message).toContain('too long for the control socket');
   }, 60_000);
 
-  it('a paused folder is neither pulled nor scanned, its peer stops sending its index, and it catches up when resumed', async () => {
+  it('a paused folder is neither pulled nor scanned, and it catches up when resumed', async () => {
     const [p1, p2] = await runningPair(['pause1', 'pause2'], 'calm');
     const first = uniqueText('before the pause');
     await writeFile(p1.file('calm', 'first.txt'), first);
@@ -380,8 +380,6 @@ describe('ferry command line', () => {
     await sleep(3000);
     expect(await exists(p2.file('calm', 'during.txt'))).toBe(false);
     expect(await exists(p1.file('calm', 'local.txt'))).toBe(false);
-    // The peer learnt from the hello that the folder is paused here: it sent no index for it.
-    expect((await p2.log()).includes('is not shared with')).toBe(false);
 
     expect((await p2.ferryOk('folder', 'resume', 'calm')).stdout).toContain('Folder calm resumed');
     await waitForContent(p2, 'calm', 'during.txt', during);
