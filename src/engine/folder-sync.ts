@@ -330,11 +330,9 @@ export class FolderSync {
    * Counts the paths of a burst of watcher reports (not those a pull wrote: their echo is no
    * sign of a busy folder); a burst of BURST_RESCAN_PATHS or more is
    * followed by a full rescan once it has been quiet for BURST_QUIET_MS. Under load the
-   * watcher does not report everything: @parcel/watcher lost 23 to 547 of 100,000 files made
-   * by two `xargs touch` at once on the 2-core dev VM (not the first files of a new directory,
-   * which its scan finds, but runs of files among reported ones), and inotify drops what
-   * overflows its queue without a word. Without the rescan they would wait for the next
-   * periodic one.
+   * watcher does not report everything: inotify drops what overflows its queue without a word
+   * (94 of 100,000 files made by two `xargs touch` at once on the 2-core dev VM with both cores
+   * busy). Without the rescan they would wait for the next periodic one.
    */
   private noteBurst(reported: number): void {
     const clock = this.options.clock ?? systemClock;
