@@ -53,9 +53,9 @@ export class PeerSession {
     return this.conn.deviceId;
   }
 
-  /** Folders this session exchanges indexes for. */
-  get activeFolders(): string[] {
-    return [...this.sent.keys()];
+  /** Whether this session exchanges indexes for the folder: both sides list it in their hellos. */
+  exchanges(folderId: string): boolean {
+    return this.sent.has(folderId);
   }
 
   start(): void {
@@ -166,6 +166,9 @@ export class PeerSession {
       if (!this.sent.has(f.id) || (this.sent.get(f.id) ?? 0) > from) this.sent.set(f.id, from);
       void this.pump(f.id);
     }
+    // A folder the peer no longer lists (paused or no longer shared there) gets no index from
+    // here until it is listed again; then it hears where we stand (above) and is sent from there.
+    for (const id of [...this.sent.keys()]) if (!this.peerListed.has(id)) this.sent.delete(id);
     // The peer may have ignored our earlier hello (it did not share the folder yet): answer so
     // it learns where we stand. Only on change, so two hellos never bounce forever.
     if (newlyActive) this.sendHello();

@@ -380,6 +380,8 @@ describe('ferry command line', () => {
     await sleep(3000);
     expect(await exists(p2.file('calm', 'during.txt'))).toBe(false);
     expect(await exists(p1.file('calm', 'local.txt'))).toBe(false);
+    // The peer stopped sending the paused folder's index: nothing was refused as not shared.
+    expect(await p2.log()).not.toContain('is not shared with');
 
     expect((await p2.ferryOk('folder', 'resume', 'calm')).stdout).toContain('Folder calm resumed');
     await waitForContent(p2, 'calm', 'during.txt', during);
