@@ -369,6 +369,30 @@ describe('local records', () => {
     expect(store.localCounts('g')).toEqual({ files: 0, bytes: 0 });
   });
 
+  it('localCounts and conflictPaths (kept between calls) follow this store\'s writes, a rollback and another connection\'s writes', () => {
+    const conflict = 'a.sync-conflict-20261122-010203-AAAAAAA.txt';
+    store.commitLocal('f', [entry(fileWith('a', [blk('a', 10)]))]);
+    expect(store.localCounts('f')).toEqual({ files: 1, bytes: 10 });
+    expect(store.conflictPaths('f')).toEqual([]);
+    store.commitLocal('f', [entry(fileWith(conflict, [blk('c', 5)]))]);
+    expect(store.localCounts('f')).toEqual({ files: 2, bytes: 15 });
+    expect(store.conflictPaths('f')).toEqual([conflict]);
+    // What a caller does with the answer does not change the next one.
+    store.conflictPaths('f').pop();
+    store.localCounts('f').files = 99;
+    expect(store.conflictPaths('f')).toEqual([conflict]);
+    expect(store.localCounts('f')).toEqual({ files: 2, bytes: 15 });
+    expect(() => store.transaction(() => {
+      store.commitLocal('f', [entry(fileWith('ghost', [blk('g', 7)]))]);
+      expect(store.localCounts('f')).toEqual({ files: 3, bytes: 22 });
+      throw new Error('roll back');
+    })).toThrow('roll back');
+    expect(store.localCounts('f')).toEqual({ files: 2, bytes: 15 });
+    openAnother().commitLocal('f', [entry(rec(conflict, { deleted: true, version: { AAAAAAA: 2 } }), { stat: undefined })]);
+    expect(store.conflictPaths('f')).toEqual([]);
+    expect(store.localCounts('f')).toEqual({ files: 1, bytes: 10 });
+  });
+
   it('updateStat changes only the stat cache, not the record or its sequence', () => {
     const [r] = store.commitLocal('f', [entry(fileWith('a', [blk('a', 10)]))]);
     store.updateStat('f', 'a', { size: 10, mtimeMs: 99.5, ctimeMs: 100.25, ino: 77 }, 12345);
