@@ -1,5 +1,5 @@
 /**
- * SHA-256 of chunks on a second core. The gear loop that finds boundaries must run in order on one
+ * SHA-256 of chunks on a second core, and the other half of a full rescan's `lstat` calls. The gear loop that finds boundaries must run in order on one
  * thread, but hashing the chunks it finds can run beside it: chunkFile hands this module ranges of a
  * SharedArrayBuffer window (no copy) and keeps finding boundaries in the other window meanwhile.
  * One worker is shared by every caller and only keeps the process alive while it has work. It is
@@ -14,7 +14,25 @@ import { FerryError } from '../core/errors.js';
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-parentPort.on('message', ({ id, buffer, byteOffset, ranges }) => {
+const { lstatSync } = require('node:fs');
+parentPort.on('message', ({ id, buffer, byteOffset, ranges, dirs }) => {
+  if (dirs) {
+    let count = 0;
+    for (const [, names] of dirs) count += names.length;
+    const out = new Float64Array(count * 5).fill(NaN);
+    let k = 0;
+    for (const [dir, names] of dirs) {
+      for (const name of names) {
+        try {
+          const s = lstatSync(dir + '/' + name, { throwIfNoEntry: false });
+          if (s) out.set([s.size, s.mtimeMs, s.ctimeMs, s.ino, s.mode], k);
+        } catch {}
+        k += 5;
+      }
+    }
+    parentPort.postMessage({ id, out }, [out.buffer]);
+    return;
+  }
   const out = new Uint8Array((ranges.length / 2) * 32);
   for (let k = 0; k < ranges.length; k += 2) {
     const bytes = new Uint8Array(buffer, byteOffset + ranges[k], ranges[k + 1] - ranges[k]);
@@ -25,7 +43,7 @@ parentPort.on('message', ({ id, buffer, byteOffset, ranges }) => {
 `;
 
 interface Request {
-  resolve(hashes: Buffer[]): void;
+  resolve(out: Uint8Array | Float64Array): void;
   reject(err: unknown): void;
 }
 
@@ -63,7 +81,7 @@ function getWorker(): Worker {
   if (worker) return worker;
   const w = new Worker(WORKER_SOURCE, { eval: true, name: 'ferry-chunk-hasher' });
   w.unref();
-  w.on('message', ({ id, out }: { id: number; out: Uint8Array }) => {
+  w.on('message', ({ id, out }: { id: number; out: Uint8Array | Float64Array }) => {
     const request = pending.get(id);
     if (!request) return;
     pending.delete(id);
@@ -71,9 +89,7 @@ function getWorker(): Worker {
       w.unref();
       stopWhenIdle(w);
     }
-    const hashes: Buffer[] = [];
-    for (let k = 0; k < out.length; k += 32) hashes.push(Buffer.from(out.buffer, out.byteOffset + k, 32));
-    request.resolve(hashes);
+    request.resolve(out);
   });
   // A dead worker fails its callers; the next call starts a fresh one.
   // A worker stopped for idleness had nothing pending: its exit concerns nobody.
@@ -96,10 +112,26 @@ export function hashRangesInWorker(window: Uint8Array, ranges: number[]): Promis
   if (!(window.buffer instanceof SharedArrayBuffer)) {
     throw new TypeError('hashRangesInWorker: window must be backed by a SharedArrayBuffer');
   }
-  const message = { buffer: window.buffer, byteOffset: window.byteOffset, ranges };
+  return inWorker({ buffer: window.buffer, byteOffset: window.byteOffset, ranges }).then((out) => {
+    const hashes: Buffer[] = [];
+    for (let k = 0; k < out.length; k += 32) hashes.push(Buffer.from(out.buffer, out.byteOffset + k, 32));
+    return hashes;
+  });
+}
+
+/**
+ * `lstat` of each name in each [directory, names] pair, on the worker's thread: five numbers
+ * per name in order (size, mtimeMs, ctimeMs, ino, mode), all NaN for a name that could not be
+ * stated.
+ */
+export async function lstatInWorker(dirs: [string, string[]][]): Promise<Float64Array> {
+  return (await inWorker({ dirs })) as Float64Array;
+}
+
+function inWorker(message: object): Promise<Uint8Array | Float64Array> {
   const w = getWorker();
   const id = nextId++;
-  return new Promise<Buffer[]>((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     if (pending.size === 0) w.ref();
     pending.set(id, { resolve, reject });
     w.postMessage({ id, ...message });

@@ -28,6 +28,13 @@ vi.mock('../chunker/chunk-file.js', async (importOriginal) => {
   };
 });
 
+// Count the full scans that state the tree on two threads first.
+const treeStats = vi.hoisted(() => ({ calls: 0 }));
+vi.mock('./tree-stats.js', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('./tree-stats.js')>();
+  return { ...orig, statTree: (...args: Parameters<typeof orig.statTree>) => (treeStats.calls++, orig.statTree(...args)) };
+});
+
 /** An mtime well in the past (whole seconds), so files are not "racy". */
 const OLD = 1_600_000_000;
 
@@ -574,5 +581,50 @@ describe('download temporary files', () => {
     const result = await scanner.scanAll();
     expect(result.downloadTemps).toEqual(['d/.ferry.tmp.0123456789abcdef']);
     expect(result.changed.map((r) => r.path).sort()).toEqual(['a.txt', 'd']);
+  });
+});
+
+describe('a full rescan of a large folder (the tree stated on two threads first)', () => {
+  it('finds exactly what changed, as a walk on one thread does', async () => {
+    for (let d = 0; d < 26; d++) {
+      for (let f = 0; f < 200; f++) write(`d${d}/f${f}.txt`, `file ${d}/${f}`, { mtime: OLD });
+    }
+    write('ignored/x.tmp', 'not synced', { mtime: OLD });
+    writeFileSync(join(t.root, '.ferryignore'), 'ignored/\n');
+    t.ctx.ignore = IgnoreRules.load(t.root);
+    symlinkSync('d0/f0.txt', join(t.root, 'link'));
+    const first = await scanner.scanAll();
+    expect(first.entries).toBe(26 * 201 + 1); // files and directories, and the link
+    expect(treeStats.calls).toBe(0); // nothing indexed yet: one thread
+
+    write('d3/f7.txt', 'edited, longer than before', { mtime: OLD });
+    chmodSync(join(t.root, 'd4/f1.txt'), 0o600);
+    unlinkSync(join(t.root, 'd5/f2.txt'));
+    write('d6/new.txt', 'new', { mtime: OLD });
+    rmSync(join(t.root, 'd7/f3.txt'));
+    mkdirSync(join(t.root, 'd7/f3.txt'));
+    write('d7/f3.txt/inside.txt', 'a file where a file was', { mtime: OLD });
+    rmSync(join(t.root, 'link'));
+    symlinkSync('d1/f1.txt', join(t.root, 'link'));
+    write('ignored/y.tmp', 'still not synced', { mtime: OLD });
+    chunkCalls.paths.length = 0;
+
+    const second = await scanner.scanAll();
+    expect(treeStats.calls).toBe(1);
+    expect(second.changed.map((c) => `${c.path}${c.deleted ? ' (deleted)' : ''}`).sort()).toEqual([
+      'd3/f7.txt', 'd4/f1.txt', 'd5/f2.txt (deleted)', 'd6/new.txt', 'd7/f3.txt', 'd7/f3.txt/inside.txt', 'link',
+    ]);
+    expect(chunkCalls.paths.map((p) => p.slice(t.root.length + 1)).sort()).toEqual(['d3/f7.txt', 'd4/f1.txt', 'd6/new.txt', 'd7/f3.txt/inside.txt']); // a chmod changes the ctime
+    expect(local('d7/f3.txt')?.type).toBe('dir');
+    expect(local('link')?.symlinkTarget).toBe('d1/f1.txt');
+    expect(local('d4/f1.txt')?.mode).toBe(0o600);
+    expect(local('ignored/y.tmp')).toBeUndefined();
+    expect(second.entries).toBe(first.entries + 1); // one deleted, one new, a file inside what was a file
+
+    // Nothing changed: nothing hashed, nothing committed.
+    chunkCalls.paths.length = 0;
+    const third = await scanner.scanAll();
+    expect(third.changed).toEqual([]);
+    expect(chunkCalls.paths).toEqual([]);
   });
 });

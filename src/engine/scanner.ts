@@ -4,7 +4,7 @@
  * that a same-size edit within the timestamp granularity could hide (git's "racy" rule).
  * A scan can cover the whole folder or only some paths (from the watcher).
  */
-import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { chunkFile, chunkSmallFile } from '../chunker/chunk-file.js';
 import { chunkParamsFor } from '../chunker/fastcdc.js';
@@ -16,12 +16,15 @@ import { bumpVersion } from '../core/version-vector.js';
 import { ScanView } from '../index-store/scan-view.js';
 import type { LocalEntry, ScanEntry, StatKey } from '../index-store/sqlite-index-store.js';
 import type { FolderContext } from './folder-context.js';
+import { listedStat, statTree, type EntryStat, type ListedDir } from './tree-stats.js';
 
 /** Files modified less than this before they were scanned are hashed again next time. */
 const RACY_WINDOW_MS = 2000;
 const COMMIT_BATCH = 1000;
 /** Files up to this size are read whole and hashed synchronously. */
 const SMALL_FILE_BYTES = 1024 * 1024;
+/** A full scan of a folder with this many indexed entries has the tree stated on two threads first. */
+const TWO_THREAD_STAT_ENTRIES = 5000;
 
 /** A record a scan committed: what callers act on, without its blocks (a first scan has many). */
 export type ChangedRecord = Pick<FileRecord, 'path' | 'deleted' | 'sequence'>;
@@ -68,8 +71,14 @@ export class Scanner {
 
   /** Scans the whole folder. */
   async scanAll(): Promise<ScanResult> {
+    const startedAt = Date.now(); // before any stat is taken: the racy rule needs it no later
     const known = this.ctx.store.scanEntries(this.ctx.folderId);
-    return this.run(known, [''], true);
+    let listed: Map<string, ListedDir> | undefined;
+    if (known.size >= TWO_THREAD_STAT_ENTRIES) {
+      // Without it (the worker failed) the walk states everything itself.
+      listed = await statTree(this.ctx.root, (path) => this.ctx.ignore.ignores(path, true)).catch(() => undefined);
+    }
+    return this.run(new Walk(this.ctx, known, startedAt, listed), [''], true);
   }
 
   /**
@@ -88,7 +97,7 @@ export class Scanner {
       if (e) known.set(p, e);
       for (const u of this.ctx.store.localUnder(this.ctx.folderId, p)) known.set(u.record.path, u);
     }
-    return this.run(known, roots, false);
+    return this.run(new Walk(this.ctx, known, Date.now()), roots, false);
   }
 
   /** Indexed entries of the reported paths' directories that are no longer on disk. */
@@ -127,8 +136,8 @@ export class Scanner {
     return this.ctx.store.getLocal(this.ctx.folderId, path);
   }
 
-  private async run(known: ScanView, roots: string[], full: boolean): Promise<ScanResult> {
-    const walk = new Walk(this.ctx, known);
+  private async run(walk: Walk, roots: string[], full: boolean): Promise<ScanResult> {
+    const known = walk.knownEntries;
     for (const root of roots) {
       if (root === '') {
         walk.dir('');
@@ -215,7 +224,7 @@ export class Scanner {
       if (isGone(err)) return 'vanished';
       return { error: `cannot read: ${errorMessage(err)}` };
     }
-    let after: Stats | undefined;
+    let after: EntryStat | undefined;
     try {
       after = lstatSync(abs, { throwIfNoEntry: false });
     } catch (err) {
@@ -261,13 +270,18 @@ class Walk {
   readonly statOnly = new Map<string, StatKey>();
   readonly errors: { path: string; message: string }[] = [];
   readonly downloadTemps: string[] = [];
-  private readonly now = Date.now();
   /** Entries looked up during the walk that the scan's map does not hold (parents of roots). */
   private readonly extraKnown = new Map<string, ScanEntry>();
 
+  /**
+   * `now` is when the scan started (no stat is older); `listed` is the tree stated beforehand
+   * (a full scan of a large folder), used as the walk passes each directory.
+   */
   constructor(
     private readonly ctx: FolderContext,
-    private readonly knownEntries: ScanView,
+    readonly knownEntries: ScanView,
+    private readonly now: number,
+    private readonly listed?: Map<string, ListedDir>,
   ) {
     this.seen = new SeenPaths(knownEntries);
   }
@@ -286,15 +300,17 @@ class Walk {
   }
 
   dir(rel: string): void {
+    const listed = this.listed?.get(rel);
+    this.listed?.delete(rel);
     let names: string[];
     try {
-      names = readdirSync(rel ? join(this.ctx.root, rel) : this.ctx.root);
+      names = listed?.names ?? readdirSync(rel ? join(this.ctx.root, rel) : this.ctx.root);
     } catch (err) {
       if (rel) this.skipped.add(rel);
       this.errors.push({ path: rel || '.', message: `cannot list directory: ${errorMessage(err)}` });
       return;
     }
-    for (const name of names) {
+    for (const [i, name] of names.entries()) {
       const path = rel ? `${rel}/${name}` : name;
       if (DOWNLOAD_TEMP.test(name)) {
         this.downloadTemps.push(path);
@@ -303,7 +319,7 @@ class Walk {
       // The directory's own path is valid already: checking the name is enough.
       const problem = nameProblem(name, path);
       if (problem) this.skip(path, problem);
-      else this.checkedEntry(path, true);
+      else this.checkedEntry(path, true, listed && listedStat(listed, i));
     }
   }
 
@@ -325,10 +341,10 @@ class Walk {
     this.errors.push({ path, message });
   }
 
-  private checkedEntry(path: string, recurse: boolean): void {
-    let stat: Stats | undefined;
+  private checkedEntry(path: string, recurse: boolean, prestat?: EntryStat): void {
+    let stat: EntryStat | undefined;
     try {
-      stat = lstatSync(`${this.ctx.root}/${path}`, { throwIfNoEntry: false });
+      stat = prestat ?? lstatSync(`${this.ctx.root}/${path}`, { throwIfNoEntry: false });
     } catch (err) {
       // One entry that cannot be stated (its absolute path too long, no permission) must not
       // fail the whole scan.
@@ -373,7 +389,7 @@ class Walk {
     }
   }
 
-  private newEntry(path: string, type: FileType, stat: Stats, existing: ScanEntry | undefined, target?: string): LocalEntry {
+  private newEntry(path: string, type: FileType, stat: EntryStat, existing: ScanEntry | undefined, target?: string): LocalEntry {
     const record: FileRecord = {
       path,
       type,
@@ -451,7 +467,7 @@ export function isRacy(seenAtMs: number, stat: StatKey): boolean {
   return seenAtMs - stat.mtimeMs < RACY_WINDOW_MS;
 }
 
-export function statKey(s: Stats): StatKey {
+export function statKey(s: EntryStat): StatKey {
   return { size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino };
 }
 
