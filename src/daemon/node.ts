@@ -384,7 +384,7 @@ export class FerryNode {
     const devices = this.folderConfigs.find((f) => f.id === folderId)?.devices ?? [];
     const connected = devices
       .map((d) => this.peers.get(d)?.session)
-      .filter((s): s is PeerSession => s !== undefined && !s.conn.closed && s.exchanges(folderId));
+      .filter((s): s is PeerSession => s !== undefined && !s.conn.closed && !s.lacks(folderId));
     // Which peers announced this very content decides whom to ask first; with one peer
     // connected there is no choice to make (and no index lookup per file to pay for).
     const holders = new Set(

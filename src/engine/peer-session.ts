@@ -38,6 +38,7 @@ export class PeerSession {
   private readonly unsharedLogged = new Set<string>();
   /** The folders the peer's last hello listed. */
   private peerListed = new Set<string>();
+  private helloSeen = false;
 
   /** Fetches file ranges from this peer, small ones batched. */
   readonly ranges: RangeFetcher;
@@ -53,9 +54,12 @@ export class PeerSession {
     return this.conn.deviceId;
   }
 
-  /** Whether this session exchanges indexes for the folder: both sides list it in their hellos. */
-  exchanges(folderId: string): boolean {
-    return this.sent.has(folderId);
+  /**
+   * Whether the peer said it does not have the folder running (paused or not shared there):
+   * its hello arrived and left the folder out. Until the hello arrives it may well have it.
+   */
+  lacks(folderId: string): boolean {
+    return this.helloSeen && !this.peerListed.has(folderId);
   }
 
   start(): void {
@@ -139,6 +143,7 @@ export class PeerSession {
     // we never stopped sending it.
     const listedBefore = this.peerListed;
     this.peerListed = new Set(hello.folders.map((f) => f.id));
+    this.helloSeen = true;
     let newlyActive = false;
     for (const f of hello.folders) {
       const folder = mine.get(f.id);

@@ -488,6 +488,22 @@ describe('a conflict resolved on two nodes', () => {
     expect(versionsFiles().map((p) => readFileSync(join(t.root, VERSIONS_DIR, p)))).toEqual([mine]);
   });
 
+  it('the copy that a peer announced (on its way here) is not made a second time', async () => {
+    const mine = seededBytes(64, 97);
+    const local = indexLocal('sent.txt', mine, [64], { mtimeMs: MTIME });
+    const copy = conflictCopyPath(local.record);
+    t.store.putRemote('f1', 'PEERDEV', [recordFor(copy, mine, [64], { modifiedBy: 'OTHER01', version: { OTHER01: 1 } })]);
+    const theirs = seededBytes(40, 98);
+    const target = recordFor('sent.txt', theirs, [40], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1', mtimeMs: MTIME + 5000 });
+    fetcher.add(theirs, target.blocks);
+
+    const { extraScan } = await puller.apply(target, local, true);
+
+    expect(extraScan).toEqual([]);
+    expect(listFiles(t.root).filter((p) => !p.startsWith(VERSIONS_DIR))).toEqual(['sent.txt']);
+    expect(versionsFiles().map((p) => readFileSync(join(t.root, VERSIONS_DIR, p)))).toEqual([mine]);
+  });
+
   it('a file at the copy name with other content, or changed since it was indexed, still gets a copy of its own', async () => {
     const mine = seededBytes(64, 94);
     const local = indexLocal('other.txt', mine, [64], { mtimeMs: MTIME });

@@ -302,12 +302,16 @@ export class Puller {
   }
 
   /**
-   * Whether the conflict copy of `loser` is already here, holding the same content (indexed so,
-   * and unchanged on disk since): every node that resolves a conflict picks the same name.
+   * Whether the conflict copy of `loser` was made already, holding the same content: by a peer
+   * that announced it (it is on its way here, maybe half pulled), or here (indexed so, and
+   * unchanged on disk since). Every node that resolves a conflict picks the same name.
    */
   private alreadyCopied(loser: LocalEntry): boolean {
-    const copy = this.ctx.store.getLocal(this.ctx.folderId, conflictCopyPath(loser.record));
-    if (!copy || copy.record.deleted || copy.record.type !== loser.record.type || !sameContent(copy.record, loser.record) || !copy.stat) return false;
+    const path = conflictCopyPath(loser.record);
+    const same = (r: FileRecord) => !r.deleted && r.type === loser.record.type && sameContent(r, loser.record);
+    if (this.ctx.store.remoteFor(this.ctx.folderId, path).some((r) => same(r.record))) return true;
+    const copy = this.ctx.store.getLocal(this.ctx.folderId, path);
+    if (!copy || !same(copy.record) || !copy.stat) return false;
     const onDisk = lstatSync(this.ctx.paths.resolve(copy.record.path), { throwIfNoEntry: false });
     return onDisk !== undefined && sameStat(copy.stat, statKey(onDisk));
   }
