@@ -1,9 +1,22 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FolderWatcher } from './watcher.js';
 import { RecordingLogger } from './test-support.js';
+
+// Directories whose watch fails as at the system's limit of watches (ENOSPC).
+const overLimit = vi.hoisted(() => ({ suffix: undefined as string | undefined }));
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>();
+  const watch = ((path: string, ...rest: unknown[]) => {
+    if (overLimit.suffix && String(path).endsWith(overLimit.suffix)) {
+      throw Object.assign(new Error(`ENOSPC: System limit for number of file watchers reached, watch '${path}'`), { code: 'ENOSPC' });
+    }
+    return (fs.watch as (...args: unknown[]) => unknown)(path, ...rest);
+  }) as typeof fs.watch;
+  return { ...fs, default: { ...fs, watch }, watch };
+});
 
 let base: string;
 let root: string;
@@ -104,6 +117,22 @@ describe('FolderWatcher', () => {
     writeFileSync(join(root, 'a/seen.txt'), 'x');
     expect(await reportedSoon('a/seen.txt')).toBe(true);
     expect(reported).toEqual(['a/seen.txt']);
+  });
+
+  it('at the system limit of watches, says so once and goes on watching the rest', async () => {
+    await watcher.stop();
+    overLimit.suffix = '/sub';
+    mkdirSync(join(root, 'b/sub'), { recursive: true });
+    try {
+      watcher = await FolderWatcher.start(root, (paths) => reported.push(...paths), logger);
+      const warnings = logger.lines.filter((l) => l.level === 'warn');
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]!.msg).toMatch(/system limit of watched directories.*max_user_watches/);
+      writeFileSync(join(root, 'a/watched.txt'), 'x');
+      expect(await reportedSoon('a/watched.txt')).toBe(true);
+    } finally {
+      overLimit.suffix = undefined;
+    }
   });
 
   it('reports nothing once stopped', async () => {
