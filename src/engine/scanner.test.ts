@@ -1,12 +1,12 @@
 import { chmodSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { FileRecord } from '../core/file-record.js';
 import { compareVersions } from '../core/version-vector.js';
 import { chunkBuffer } from '../chunker/chunk-file.js';
 import { chunkParamsWithAvg, likelyChunkAvg } from '../chunker/fastcdc.js';
 import { IgnoreRules } from './ignore-rules.js';
-import { Scanner, sameStat, statKey } from './scanner.js';
+import { Scanner, sameStat, statKey, twoThreadStat } from './scanner.js';
 import { makeTestFolder, recordFor, seededBytes, sha256, type TestFolder } from './test-support.js';
 
 // Count how many files the scanner hashes, without changing what chunkFile does.
@@ -586,6 +586,11 @@ describe('download temporary files', () => {
 
 describe('a full rescan of a large folder (the tree stated on two threads first)', () => {
   it('finds exactly what changed, as a walk on one thread does', async () => {
+    const defaultMin = twoThreadStat.minEntries;
+    twoThreadStat.minEntries = 5000;
+    onTestFinished(() => {
+      twoThreadStat.minEntries = defaultMin;
+    });
     for (let d = 0; d < 26; d++) {
       for (let f = 0; f < 200; f++) write(`d${d}/f${f}.txt`, `file ${d}/${f}`, { mtime: OLD });
     }
