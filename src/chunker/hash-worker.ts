@@ -1,6 +1,7 @@
 /**
- * SHA-256 of chunks on a second core, and the other half of a full rescan's `lstat` calls. The gear loop that finds boundaries must run in order on one
- * thread, but hashing the chunks it finds can run beside it: chunkFile hands this module ranges of a
+ * SHA-256 of chunks on a second core (and half of a large folder's full-rescan `lstat` calls,
+ * engine/tree-stats.ts). The gear loop that finds boundaries must run in order on one thread,
+ * but hashing the chunks it finds can run beside it: chunkFile hands this module ranges of a
  * SharedArrayBuffer window (no copy) and keeps finding boundaries in the other window meanwhile.
  * One worker is shared by every caller and only keeps the process alive while it has work. It is
  * stopped after a few idle seconds: its V8 instance holds ~10 MB that a node between large files

@@ -56,6 +56,12 @@ const SQL_DIR = fileURLToPath(new URL('./sql/', import.meta.url));
 /** Folders one peer can have waiting for acceptance (see notePendingFolder). */
 const MAX_PENDING_FOLDERS = 64;
 
+/** What `status` asks of a folder's index, filled in as it is asked for. */
+interface FolderSummary {
+  counts?: { files: number; bytes: number };
+  conflicts?: string[];
+}
+
 export class SqliteIndexStore {
   private readonly db: Database.Database;
   private readonly sequences = new Map<string, number>();
@@ -71,7 +77,7 @@ export class SqliteIndexStore {
    * (each a walk of the whole folder's rows: ~30 ms for 100,000 files). Dropped on every local
    * write, and with the scan views when another connection commits.
    */
-  private readonly summaries = new Map<string, { counts?: { files: number; bytes: number }; conflicts?: string[] }>();
+  private readonly summaries = new Map<string, FolderSummary>();
   private cachesDataVersion = -1;
 
   private constructor(db: Database.Database) {
@@ -379,7 +385,7 @@ export class SqliteIndexStore {
     return { ...summary.counts };
   }
 
-  private summary(folder: string): { counts?: { files: number; bytes: number }; conflicts?: string[] } {
+  private summary(folder: string): FolderSummary {
     this.dropStaleCaches();
     let summary = this.summaries.get(folder);
     if (!summary) {
