@@ -3,15 +3,10 @@
  * engine/tree-stats.ts). The gear loop that finds boundaries must run in order on one thread,
  * but hashing the chunks it finds can run beside it: chunkFile hands this module ranges of a
  * SharedArrayBuffer window (no copy) and keeps finding boundaries in the other window meanwhile.
- * One worker is shared by every caller and only keeps the process alive while it has work. It is
- * stopped after a few idle seconds: its V8 instance holds ~10 MB that a node between large files
- * does not need, and starting one again takes ~30 ms.
+ * One worker is shared by every caller (see core/idle-worker.ts).
  */
-import { Worker } from 'node:worker_threads';
-import { FerryError } from '../core/errors.js';
+import { IdleWorker } from '../core/idle-worker.js';
 
-// The worker body is evaluated from a string so that it runs the same from src/ under vitest (where
-// there is no compiled .js file to point a Worker at) and from dist/. It is CommonJS, as eval workers are.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
@@ -43,67 +38,8 @@ parentPort.on('message', ({ id, buffer, byteOffset, ranges, dirs }) => {
 });
 `;
 
-interface Request {
-  resolve(out: Uint8Array | Float64Array): void;
-  reject(err: unknown): void;
-}
-
-/** How long an idle worker is kept for the next file (changed by tests). */
-export const hashWorkerIdle = { stopAfterMs: 5000 };
-
-let worker: Worker | undefined;
-const pending = new Map<number, Request>();
-let nextId = 0;
-let idleTimer: NodeJS.Timeout | undefined;
-
-function stopWhenIdle(w: Worker): void {
-  clearTimeout(idleTimer);
-  idleTimer = setTimeout(() => {
-    if (worker !== w || pending.size > 0) return;
-    worker = undefined;
-    void w.terminate();
-  }, hashWorkerIdle.stopAfterMs);
-  idleTimer.unref();
-}
-
-function failAll(dead: Worker, cause: unknown): void {
-  const err = new FerryError('IO_ERROR', 'chunker: hash worker failed', { cause });
-  for (const request of pending.values()) request.reject(err);
-  pending.clear();
-  void dead.terminate();
-}
-
-/** Whether a worker is running (for tests). */
-export function hashWorkerRunning(): boolean {
-  return worker !== undefined;
-}
-
-function getWorker(): Worker {
-  if (worker) return worker;
-  const w = new Worker(WORKER_SOURCE, { eval: true, name: 'ferry-chunk-hasher' });
-  w.unref();
-  w.on('message', ({ id, out }: { id: number; out: Uint8Array | Float64Array }) => {
-    const request = pending.get(id);
-    if (!request) return;
-    pending.delete(id);
-    if (pending.size === 0) {
-      w.unref();
-      stopWhenIdle(w);
-    }
-    request.resolve(out);
-  });
-  // A dead worker fails its callers; the next call starts a fresh one.
-  // A worker stopped for idleness had nothing pending: its exit concerns nobody.
-  const died = (cause: unknown) => {
-    if (worker !== w) return;
-    worker = undefined;
-    failAll(w, cause);
-  };
-  w.on('error', died);
-  w.on('exit', (code) => died(new Error(`exit code ${code}`)));
-  worker = w;
-  return w;
-}
+/** The one worker every caller shares. */
+export const hashWorker = new IdleWorker<Uint8Array | Float64Array>(WORKER_SOURCE, 'ferry-chunk-hasher');
 
 /**
  * SHA-256 of each [start, end) range of `window` (flattened as start0, end0, start1, …), which must
@@ -130,11 +66,5 @@ export async function lstatInWorker(dirs: [string, string[]][]): Promise<Float64
 }
 
 function inWorker(message: object): Promise<Uint8Array | Float64Array> {
-  const w = getWorker();
-  const id = nextId++;
-  return new Promise((resolve, reject) => {
-    if (pending.size === 0) w.ref();
-    pending.set(id, { resolve, reject });
-    w.postMessage({ id, ...message });
-  });
+  return hashWorker.call(message);
 }

@@ -498,7 +498,12 @@ export class FolderSync {
       const worker = async () => {
         while (next < files.length && !this.stopped) committed = (await this.pullOneAsync(files[next++]![0])) || committed;
       };
-      await Promise.all(Array.from({ length: FILE_CONCURRENCY }, worker));
+      this.puller.lookAhead(files.flatMap(([, d]) => (d.kind === 'apply' ? [d.record] : [])));
+      try {
+        await Promise.all(Array.from({ length: FILE_CONCURRENCY }, worker));
+      } finally {
+        this.puller.lookAhead(undefined);
+      }
       this.flushCommits();
       const deletes = byPhase(3).sort(([a], [b]) => pathDepth(b) - pathDepth(a) || (b < a ? -1 : 1));
       for (const [path] of deletes) committed = (await this.pullOneAsync(path)) || committed;

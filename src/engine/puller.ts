@@ -18,8 +18,9 @@ import { promisify } from 'node:util';
 import { likelyChunkAvg } from '../chunker/fastcdc.js';
 import { FerryError } from '../core/errors.js';
 import { blockOffsets, sameContent, type BlockRef, type FileRecord } from '../core/file-record.js';
-import type { LocalEntry } from '../index-store/sqlite-index-store.js';
+import type { LocalEntry, StatKey } from '../index-store/sqlite-index-store.js';
 import { conflictCopyPath } from './conflict-name.js';
+import { writeNewFile } from './file-writer.js';
 import type { FolderContext } from './folder-context.js';
 import { sameStat, statKey } from './scanner.js';
 
@@ -33,6 +34,9 @@ export type BlockFetcher = (record: FileRecord) => {
   /** The bytes of consecutive `blocks` of the file, starting at `offset`, and who sent them. */
   fetch(blocks: readonly BlockRef[], offset: number, attempt: number): Promise<{ data: Buffer; from?: string }>;
 };
+
+/** Files up to this size with nothing to replace are built in memory (see placeSmallFile). */
+const SMALL_FILE_BYTES = 256 * 1024;
 
 /** Consecutive missing blocks are asked for together, up to this many bytes a request. */
 const RANGE_BYTES = 1024 * 1024;
@@ -52,10 +56,28 @@ const FETCH_CONCURRENCY = 8;
 export class Puller {
   readonly stats: PullStats = { blocksFromTemp: 0, blocksLocal: 0, blocksFetched: 0, bytesFetched: 0 };
 
+  /** Hashes (hex) of the blocks local files hold, for the current pull round (see lookAhead). */
+  private present?: Set<string>;
+
   constructor(
     private readonly ctx: FolderContext,
     private readonly fetchBlock: BlockFetcher,
   ) {}
+
+  /**
+   * Finds out at once which blocks of `targets` local files hold, so that the files of a pull
+   * round look up only those: one index query per few hundred blocks instead of one per block
+   * (10,000 new files of one block each: 0.37 s of the main thread). Without targets, the
+   * round is over and every block is looked up again.
+   */
+  lookAhead(targets: readonly FileRecord[] | undefined): void {
+    if (!targets) {
+      this.present = undefined;
+      return;
+    }
+    const hashes = targets.flatMap((t) => (t.deleted || t.type !== 'file' ? [] : t.blocks.map((b) => b.hash)));
+    this.present = this.ctx.store.blocksPresent(this.ctx.folderId, hashes);
+  }
 
   /**
    * Applies `target` to disk and returns the local entry to commit. When `conflictCopy`, the
@@ -64,6 +86,14 @@ export class Puller {
    */
   async apply(target: FileRecord, local: LocalEntry | undefined, conflictCopy: boolean): Promise<{ entry: LocalEntry; extraScan: string[] }> {
     const abs = this.ctx.paths.resolve(target.path, { createParents: true });
+    // A small file where the index has nothing: built in memory and written on the writer
+    // thread, which also makes sure nothing is at the target (else CHANGED_LOCALLY, as below).
+    const indexed = local !== undefined && !local.record.deleted;
+    if (!indexed && !target.deleted && target.type === 'file' && target.size <= SMALL_FILE_BYTES) {
+      const entry = await this.placeSmallFile(target, abs);
+      this.nowLocal(target);
+      return { entry, extraScan: [] };
+    }
     const current = lstatSync(abs, { throwIfNoEntry: false });
     this.checkUnchanged(target.path, current, local);
     const extraScan: string[] = [];
@@ -112,7 +142,25 @@ export class Puller {
     }
     displace();
     renameSync(temp, abs);
+    this.nowLocal(target);
     return { entry: recordedEntry(target, written, lstatSync(abs, { throwIfNoEntry: false })), extraScan };
+  }
+
+  /** Builds a small new file in memory from local and fetched blocks and has it written in place. */
+  private async placeSmallFile(target: FileRecord, abs: string): Promise<LocalEntry> {
+    const data = new Uint8Array(target.size);
+    const offsets = blockOffsets(target.blocks);
+    const missing: number[] = [];
+    target.blocks.forEach((block, i) => {
+      const found = this.readLocalBlock(block);
+      if (!found) return missing.push(i);
+      data.set(found, offsets[i]);
+      this.stats.blocksLocal++;
+    });
+    await this.fetchMissing(target, (bytes, offset) => data.set(bytes, offset), missing, offsets);
+    const temp = join(dirname(abs), tempName(target.path));
+    const { written, placed } = await writeNewFile({ path: target.path, temp, target: abs, data, mode: target.mode, mtimeMs: target.mtimeMs });
+    return recordedEntry(target, written, placed);
   }
 
   /**
@@ -146,7 +194,7 @@ export class Puller {
         }
         missing.push(i);
       }
-      await this.fetchMissing(target, file, missing, offsets);
+      await this.fetchMissing(target, (data, offset) => file.write(data, offset), missing, offsets);
       try {
         return { temp, written: await file.finish(target.mtimeMs, target.mode) };
       } catch (err) {
@@ -211,7 +259,10 @@ export class Puller {
     return reusable;
   }
 
-  private async fetchMissing(target: FileRecord, file: TempFile, missing: number[], offsets: number[]): Promise<void> {
+  /** Fetches the `missing` blocks, verified, and hands each run to `write` at its offset. */
+  private async fetchMissing(
+    target: FileRecord, write: (data: Buffer, offset: number) => Promise<void> | void, missing: number[], offsets: number[],
+  ): Promise<void> {
     if (missing.length === 0) return;
     const source = this.fetchBlock(target);
     const runs = consecutiveRuns(missing, target.blocks);
@@ -243,9 +294,9 @@ export class Puller {
         try {
           const data = await fetchVerified(run);
           if (failure) return;
-          const write = file.write(data, offsets[run[0]!]!);
-          writes.add(write);
-          await write.finally(() => writes.delete(write));
+          const written = Promise.resolve(write(data, offsets[run[0]!]!));
+          writes.add(written);
+          await written.finally(() => writes.delete(written));
           this.stats.blocksFetched += run.length;
           this.stats.bytesFetched += data.length;
         } catch (err) {
@@ -263,8 +314,14 @@ export class Puller {
     }
   }
 
+  /** The blocks of a file just put in place are local from now on (once it is committed). */
+  private nowLocal(target: FileRecord): void {
+    if (this.present) for (const b of target.blocks) this.present.add(b.hash.toString('hex'));
+  }
+
   /** A block from any local file that has it, verified; undefined when none does. */
   private readLocalBlock(block: BlockRef): Buffer | undefined {
+    if (this.present && !this.present.has(block.hash.toString('hex'))) return undefined;
     for (const loc of this.ctx.store.findBlock(block.hash)) {
       if (loc.folder !== this.ctx.folderId || loc.size !== block.size) continue;
       let fd: number | undefined;
@@ -363,7 +420,7 @@ export class Puller {
  * right after the rename), no stat is recorded and the next scan hashes the file instead of
  * trusting it. The stat is taken after the rename, which changes the ctime.
  */
-function recordedEntry(record: FileRecord, written: Stats, now: Stats | undefined): LocalEntry {
+function recordedEntry(record: FileRecord, written: StatKey, now: StatKey | undefined): LocalEntry {
   const asWritten = now !== undefined && now.ino === written.ino && now.size === written.size && now.mtimeMs === written.mtimeMs;
   const chunkAvg = likelyChunkAvg(record.blocks.map((b) => b.size), record.size);
   return { record, stat: asWritten ? statKey(now) : undefined, scannedAtMs: Date.now(), chunkAvg };

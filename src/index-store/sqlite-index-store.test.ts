@@ -419,6 +419,16 @@ describe('block map', () => {
     expect(store.findBlock(sha('nothing'))).toEqual([]);
   });
 
+  it("tells which of many blocks a folder's files hold, in batches, without other folders' blocks", () => {
+    const held = Array.from({ length: 1200 }, (_, i) => blk(`held${i}`, 10));
+    store.commitLocal('f', [entry(fileWith('a', held.slice(0, 700))), entry(fileWith('b', held.slice(700)))]);
+    store.commitLocal('g', [entry(fileWith('c', [blk('elsewhere', 10)]))]);
+    const asked = [...held.filter((_, i) => i % 3 === 0).map((b) => b.hash), sha('missing'), sha('elsewhere'), held[0]!.hash];
+    const present = store.blocksPresent('f', asked);
+    expect([...present].sort()).toEqual(held.filter((_, i) => i % 3 === 0).map((b) => b.hash.toString('hex')).sort());
+    expect(store.blocksPresent('f', [])).toEqual(new Set());
+  });
+
   it('lists the blocks of a byte range of one file, by offset, with one index lookup', () => {
     store.commitLocal('f', [entry(fileWith('a', [blk('1', 100), blk('2', 50), blk('3', 7)])), entry(fileWith('b', [blk('2', 50)]))]);
     expect(store.blocksBetween('f', 'a', 100, 157)).toEqual([

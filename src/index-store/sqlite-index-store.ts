@@ -19,6 +19,9 @@ import { ScanView } from './scan-view.js';
 import type { FolderConfig, PeerConfig } from './config-types.js';
 
 /** The stat of a file when Ferry last looked at it or wrote it. */
+/** Hashes asked about in one query by blocksPresent (SQLite allows 32,766 parameters). */
+const PRESENCE_BATCH = 500;
+
 export interface StatKey {
   readonly size: number;
   readonly mtimeMs: number;
@@ -458,6 +461,24 @@ export class SqliteIndexStore {
    */
   blocksBetween(folder: string, path: string, from: number, to: number): { offset: number; hash: Buffer }[] {
     return this.stmts.blocksBetween!.all(folder, path, from, to) as { offset: number; hash: Buffer }[];
+  }
+
+  /**
+   * Which of `hashes` some file of `folder` holds, as hex: one query per few hundred hashes
+   * instead of one each. A pull of many new files asks this first and looks up only those.
+   */
+  blocksPresent(folder: string, hashes: readonly Buffer[]): Set<string> {
+    const present = new Set<string>();
+    for (let i = 0; i < hashes.length; i += PRESENCE_BATCH) {
+      const chunk = hashes.slice(i, i + PRESENCE_BATCH);
+      const stmt = chunk.length === PRESENCE_BATCH ? (this.stmts.blocksPresent ??= this.presenceQuery(PRESENCE_BATCH)) : this.presenceQuery(chunk.length);
+      for (const hash of stmt.pluck().all(folder, ...chunk) as Buffer[]) present.add(hash.toString('hex'));
+    }
+    return present;
+  }
+
+  private presenceQuery(n: number): Database.Statement {
+    return this.db.prepare(`SELECT DISTINCT hash FROM block_map WHERE folder = ? AND hash IN (${'?,'.repeat(n - 1)}?)`);
   }
 
   findBlock(hash: Buffer, limit = 4): BlockLocation[] {
