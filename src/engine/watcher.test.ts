@@ -77,6 +77,18 @@ describe('FolderWatcher', () => {
     expect(await reportedSoon('n/m/mid.txt')).toBe(true);
   });
 
+  it('watches many directories made at once in one parent, among files (found by listing the parent)', async () => {
+    const dirs = Array.from({ length: 12 }, (_, i) => `a/many${i}`);
+    for (const [i, d] of dirs.entries()) {
+      mkdirSync(join(root, d));
+      writeFileSync(join(root, `a/file${i}.txt`), 'x');
+    }
+    expect(await reportedSoon('a/many11')).toBe(true);
+    await settled();
+    for (const d of dirs) writeFileSync(join(root, d, 'inside.txt'), 'x');
+    for (const d of dirs) expect(await reportedSoon(`${d}/inside.txt`)).toBe(true);
+  });
+
   it('reports what is under a renamed directory by its new path, not its old one', async () => {
     renameSync(join(root, 'a'), join(root, 'b'));
     expect(await reportedSoon('b')).toBe(true);
