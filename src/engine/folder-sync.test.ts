@@ -1,9 +1,10 @@
-import { mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { blockOffsets } from '../core/file-record.js';
 import { FolderSync } from './folder-sync.js';
-import { makeTestFolder, seededBytes, soloFolderSync, type TestFolder } from './test-support.js';
+import { Scanner } from './scanner.js';
+import { fileRecord, makeTestFolder, recordFor, seededBytes, soloFolderSync, type TestFolder } from './test-support.js';
 import { FolderWatcher } from './watcher.js';
 
 let t: TestFolder;
@@ -211,5 +212,46 @@ describe('a burst of watcher reports', () => {
     await folder.settle();
     expect(t.store.getLocal('f1', 'many/unreported.txt')?.record.size).toBe('not reported either'.length);
     expect(t.store.getLocal('f1', 'few/unreported.txt')).toBeDefined();
+  });
+});
+
+describe("the watcher's echo of a pull", () => {
+  it('a directory reported while the pull was still filling it is not scanned once the pull is done', async () => {
+    await folder.stop();
+    const files = Array.from({ length: 5 }, (_, i) => ({ path: `made/f${i}.txt`, data: seededBytes(300 + i, 70 + i) }));
+    const blocks = new Map<string, Buffer>();
+    for (const f of files) blocks.set(recordFor(f.path, f.data, [f.data.length]).blocks[0]!.hash.toString('hex'), f.data);
+    let reported = false;
+    const pulling = new FolderSync(t.ctx, {
+      devices: () => ['REMOTE1'],
+      fetchBlock: () => ({
+        fetch: async (wanted) => {
+          // Reported as the watcher would: while the pull is still writing into the directory.
+          if (!reported) {
+            reported = true;
+            pulling.watcherReported(['made']);
+          }
+          return { data: blocks.get(wanted[0]!.hash.toString('hex'))!, from: 'REMOTE1' };
+        },
+      }),
+      onLocalChange: () => undefined,
+      rescanSeconds: 3600,
+      watch: true,
+    });
+    folder = pulling;
+    const remote = [
+      fileRecord('made', { type: 'dir', mode: 0o755, version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1', sequence: 1 }),
+      ...files.map((f, i) => recordFor(f.path, f.data, [f.data.length], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1', sequence: i + 2 })),
+    ];
+    t.store.putRemote('f1', 'REMOTE1', remote);
+    const scans = vi.spyOn(Scanner.prototype, 'scanPaths');
+    await pulling.start();
+    await vi.waitFor(() => expect(pulling.quiet).toBe(true));
+    await pulling.settle();
+    for (const f of files) expect(readFileSync(join(t.root, f.path)).equals(f.data)).toBe(true);
+    expect(reported).toBe(true);
+    expect(scans).not.toHaveBeenCalled();
+    expect(t.store.getLocal('f1', 'made')!.record.version).toEqual({ REMOTE1: 1 });
+    scans.mockRestore();
   });
 });

@@ -428,10 +428,14 @@ export class FolderSync {
     }
   }
 
-  private async scan(paths: string[]): Promise<void> {
+  private async scan(reported: string[]): Promise<void> {
     if (!this.available()) return;
+    // Checked again now that the pull they arrived during is over: a directory it made was
+    // still filling then, and a file's echo can come before its write is recorded.
+    const paths = this.ownWrites.changed(reported);
+    for (const p of reported) this.scanErrors.delete(p);
+    if (paths.length === 0) return;
     const result = await this.scanner.scanPaths(paths);
-    for (const p of paths) this.scanErrors.delete(p);
     for (const e of result.errors) this.scanErrors.set(e.path, e.message);
     this.afterScan(result.changed);
   }
@@ -566,7 +570,8 @@ export class FolderSync {
       this.timers = this.timers.filter((t) => t !== timer);
       if (this.stopped) return;
       this.localChanged(paths);
-      this.ownWrites.forget(round);
+      // A later round's writes may be in this round's directories: they are forgotten together.
+      if (this.pullRound === round) this.ownWrites.forget(round);
     }, RECHECK_AFTER_MS);
     this.timers.push(timer);
   }

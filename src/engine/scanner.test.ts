@@ -79,6 +79,18 @@ function expectBlocksDescribe(record: FileRecord, data: Buffer): void {
   expect(offset).toBe(data.length);
 }
 
+describe('the order of new records', () => {
+  it('a new directory gets a lower sequence number than the files in it, so peers get it first', async () => {
+    for (const d of ['x', 'x/y', 'z']) mkdirSync(join(t.root, d));
+    for (const f of ['x/1.txt', 'x/y/2.txt', 'z/3.txt', 'top.txt']) writeFileSync(join(t.root, f), f);
+    await scanner.scanAll();
+    const seq = (p: string) => t.store.getLocal('f1', p)!.record.sequence;
+    for (const [dir, file] of [['x', 'x/1.txt'], ['x', 'x/y/2.txt'], ['x/y', 'x/y/2.txt'], ['z', 'z/3.txt']] as const) {
+      expect(seq(dir)).toBeLessThan(seq(file));
+    }
+  });
+});
+
 describe('first scan', () => {
   it('indexes files, directories and symlinks with sizes, modes, blocks and versions', async () => {
     const big = seededBytes(600 * 1024, 7);

@@ -162,6 +162,9 @@ export class Scanner {
       if (!pending.length) return;
       for (const r of this.ctx.store.commitLocal(this.ctx.folderId, pending.splice(0))) changed.push({ path: r.path, deleted: r.deleted, sequence: r.sequence });
     };
+    // Directories and links first: they get the lower sequence numbers, so a peer gets a new
+    // directory's record before the files in it (and does not make it on the way, unindexed).
+    pending.push(...walk.changes);
     const progress = { filesToHash: walk.toHash.length, bytesToHash: walk.toHash.reduce((n, i) => n + i.stat.size, 0), hashedFiles: 0, hashedBytes: 0 };
     if (progress.filesToHash > 0) this.hashing = progress;
     try {
@@ -185,7 +188,6 @@ export class Scanner {
     } finally {
       this.hashing = undefined;
     }
-    pending.push(...walk.changes);
     const now = Date.now();
     // Whatever the index has as present but the walk did not see (within the scanned roots) is gone.
     for (const path of known.keys()) {
