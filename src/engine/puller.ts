@@ -5,6 +5,8 @@
  * did not change since it was scanned (else it is a conflict, not an overwrite), the old file
  * moved to the version area (or kept as a conflict copy), and an atomic rename. A temporary
  * file left by a crash is reused: blocks already in it are verified and not fetched again.
+ * Small new files take a shorter way: built in memory and written, in the same steps, on the
+ * writer thread (file-writer.ts); their leftovers are replaced, not reused.
  */
 import { createHash } from 'node:crypto';
 import {
