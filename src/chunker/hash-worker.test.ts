@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { helperThread } from '../core/helper-thread.js';
-import { hashRangesInWorker } from './hash-worker.js';
+import { hashRangesInWorker, hashWorkerIdle, hashWorkerRunning } from './hash-worker.js';
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest();
 
@@ -12,8 +11,8 @@ function sharedWindow(size: number): Uint8Array {
 }
 
 describe('hash worker', () => {
-  const defaultIdle = helperThread.stopAfterMs;
-  afterEach(() => { helperThread.stopAfterMs = defaultIdle; });
+  const defaultIdle = hashWorkerIdle.stopAfterMs;
+  afterEach(() => { hashWorkerIdle.stopAfterMs = defaultIdle; });
 
   it('hashes each range of a shared window', async () => {
     const w = sharedWindow(10_000);
@@ -22,22 +21,22 @@ describe('hash worker', () => {
   });
 
   it('stops when idle and starts again for the next caller', async () => {
-    helperThread.stopAfterMs = 50;
+    hashWorkerIdle.stopAfterMs = 50;
     const w = sharedWindow(4096);
     expect(await hashRangesInWorker(w, [0, 4096])).toEqual([sha256(w)]);
-    expect(helperThread.running).toBe(true);
+    expect(hashWorkerRunning()).toBe(true);
     await new Promise((r) => setTimeout(r, 300));
-    expect(helperThread.running).toBe(false);
+    expect(hashWorkerRunning()).toBe(false);
     expect(await hashRangesInWorker(w, [10, 4096])).toEqual([sha256(w.subarray(10))]);
   });
 
   it('a worker stopped while the next call is under way fails nobody', async () => {
-    helperThread.stopAfterMs = 0;
+    hashWorkerIdle.stopAfterMs = 0;
     const w = sharedWindow(1 << 20);
     for (let round = 0; round < 5; round++) {
       await hashRangesInWorker(w, [0, 10]);
       await new Promise((r) => setTimeout(r, 0)); // the idle stop has run; the old worker has not exited yet
-      expect(helperThread.running).toBe(false);
+      expect(hashWorkerRunning()).toBe(false);
       const again = await Promise.all([hashRangesInWorker(w, [0, 1 << 20]), hashRangesInWorker(w, [10, 4096])]);
       expect(again).toEqual([[sha256(w)], [sha256(w.subarray(10, 4096))]]);
     }

@@ -3,37 +3,107 @@
  * engine/tree-stats.ts). The gear loop that finds boundaries must run in order on one thread,
  * but hashing the chunks it finds can run beside it: chunkFile hands this module ranges of a
  * SharedArrayBuffer window (no copy) and keeps finding boundaries in the other window meanwhile.
- * They run on the process's helper thread (core/helper-thread.ts).
+ * One worker is shared by every caller and only keeps the process alive while it has work. It is
+ * stopped after a few idle seconds: its V8 instance holds ~10 MB that a node between large files
+ * does not need, and starting one again takes ~30 ms.
  */
-import { defineHelperJob, runOnHelper } from '../core/helper-thread.js';
+import { Worker } from 'node:worker_threads';
+import { FerryError } from '../core/errors.js';
 
-defineHelperJob('hash', `(({ buffer, byteOffset, ranges }, reply) => {
-  const { createHash } = require('node:crypto');
+// The worker body is evaluated from a string so that it runs the same from src/ under vitest (where
+// there is no compiled .js file to point a Worker at) and from dist/. It is CommonJS, as eval workers are.
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const { lstatSync } = require('node:fs');
+parentPort.on('message', ({ id, buffer, byteOffset, ranges, dirs }) => {
+  if (dirs) {
+    let count = 0;
+    for (const [, names] of dirs) count += names.length;
+    const out = new Float64Array(count * 5).fill(NaN);
+    let k = 0;
+    for (const [dir, names] of dirs) {
+      for (const name of names) {
+        try {
+          const s = lstatSync(dir + '/' + name, { throwIfNoEntry: false });
+          if (s) out.set([s.size, s.mtimeMs, s.ctimeMs, s.ino, s.mode], k);
+        } catch {}
+        k += 5;
+      }
+    }
+    parentPort.postMessage({ id, out }, [out.buffer]);
+    return;
+  }
   const out = new Uint8Array((ranges.length / 2) * 32);
   for (let k = 0; k < ranges.length; k += 2) {
     const bytes = new Uint8Array(buffer, byteOffset + ranges[k], ranges[k + 1] - ranges[k]);
     out.set(createHash('sha256').update(bytes).digest(), k * 16);
   }
-  reply(out, [out.buffer]);
-})`);
+  parentPort.postMessage({ id, out }, [out.buffer]);
+});
+`;
 
-defineHelperJob('lstat', `(({ dirs }, reply) => {
-  const { lstatSync } = require('node:fs');
-  let count = 0;
-  for (const [, names] of dirs) count += names.length;
-  const out = new Float64Array(count * 5).fill(NaN);
-  let k = 0;
-  for (const [dir, names] of dirs) {
-    for (const name of names) {
-      try {
-        const s = lstatSync(dir + '/' + name, { throwIfNoEntry: false });
-        if (s) out.set([s.size, s.mtimeMs, s.ctimeMs, s.ino, s.mode], k);
-      } catch {}
-      k += 5;
+interface Request {
+  resolve(out: Uint8Array | Float64Array): void;
+  reject(err: unknown): void;
+}
+
+/** How long an idle worker is kept for the next file (changed by tests). */
+export const hashWorkerIdle = { stopAfterMs: 5000 };
+
+let worker: Worker | undefined;
+const pending = new Map<number, Request>();
+let nextId = 0;
+let idleTimer: NodeJS.Timeout | undefined;
+
+function stopWhenIdle(w: Worker): void {
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => {
+    if (worker !== w || pending.size > 0) return;
+    worker = undefined;
+    void w.terminate();
+  }, hashWorkerIdle.stopAfterMs);
+  idleTimer.unref();
+}
+
+function failAll(dead: Worker, cause: unknown): void {
+  const err = new FerryError('IO_ERROR', 'chunker: hash worker failed', { cause });
+  for (const request of pending.values()) request.reject(err);
+  pending.clear();
+  void dead.terminate();
+}
+
+/** Whether a worker is running (for tests). */
+export function hashWorkerRunning(): boolean {
+  return worker !== undefined;
+}
+
+function getWorker(): Worker {
+  if (worker) return worker;
+  const w = new Worker(WORKER_SOURCE, { eval: true, name: 'ferry-chunk-hasher' });
+  w.unref();
+  w.on('message', ({ id, out }: { id: number; out: Uint8Array | Float64Array }) => {
+    const request = pending.get(id);
+    if (!request) return;
+    pending.delete(id);
+    if (pending.size === 0) {
+      w.unref();
+      stopWhenIdle(w);
     }
-  }
-  reply(out, [out.buffer]);
-})`);
+    request.resolve(out);
+  });
+  // A dead worker fails its callers; the next call starts a fresh one.
+  // A worker stopped for idleness had nothing pending: its exit concerns nobody.
+  const died = (cause: unknown) => {
+    if (worker !== w) return;
+    worker = undefined;
+    failAll(w, cause);
+  };
+  w.on('error', died);
+  w.on('exit', (code) => died(new Error(`exit code ${code}`)));
+  worker = w;
+  return w;
+}
 
 /**
  * SHA-256 of each [start, end) range of `window` (flattened as start0, end0, start1, …), which must
@@ -43,7 +113,7 @@ export function hashRangesInWorker(window: Uint8Array, ranges: number[]): Promis
   if (!(window.buffer instanceof SharedArrayBuffer)) {
     throw new TypeError('hashRangesInWorker: window must be backed by a SharedArrayBuffer');
   }
-  return runOnHelper<Uint8Array>('hash', { buffer: window.buffer, byteOffset: window.byteOffset, ranges }).then((out) => {
+  return inWorker({ buffer: window.buffer, byteOffset: window.byteOffset, ranges }).then((out) => {
     const hashes: Buffer[] = [];
     for (let k = 0; k < out.length; k += 32) hashes.push(Buffer.from(out.buffer, out.byteOffset + k, 32));
     return hashes;
@@ -55,6 +125,16 @@ export function hashRangesInWorker(window: Uint8Array, ranges: number[]): Promis
  * per name in order (size, mtimeMs, ctimeMs, ino, mode), all NaN for a name that could not be
  * stated.
  */
-export function lstatInWorker(dirs: [string, string[]][]): Promise<Float64Array> {
-  return runOnHelper<Float64Array>('lstat', { dirs });
+export async function lstatInWorker(dirs: [string, string[]][]): Promise<Float64Array> {
+  return (await inWorker({ dirs })) as Float64Array;
+}
+
+function inWorker(message: object): Promise<Uint8Array | Float64Array> {
+  const w = getWorker();
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    if (pending.size === 0) w.ref();
+    pending.set(id, { resolve, reject });
+    w.postMessage({ id, ...message });
+  });
 }

@@ -222,44 +222,40 @@ describe('applying files', () => {
     expect(readFileSync(abs('fresh.bin')).equals(data)).toBe(true);
   });
 
-  // Files up to SMALL_FILE_BYTES with nothing to replace are built in memory and written whole
-  // (see the next group): an interrupted download resumes for larger ones. Blocks of 100 KiB here.
-  const K = 1024;
-
   it('resumes from a leftover temporary file: blocks already in it are not fetched again', async () => {
-    const data = seededBytes(400 * K, 30);
-    const target = recordFor('big/resume.bin', data, [100 * K, 100 * K, 100 * K, 100 * K], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1', mtimeMs: MTIME });
+    const data = seededBytes(400, 30);
+    const target = recordFor('big/resume.bin', data, [100, 100, 100, 100], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1', mtimeMs: MTIME });
     fetcher.add(data, target.blocks);
     mkdirSync(abs('big'));
     const temp = join(abs('big'), tempName('big/resume.bin'));
     expect(tempName('big/resume.bin')).toMatch(/^\.ferry\.tmp\.[0-9a-f]{16}$/);
     // first half right, second half garbage (as after a crash mid-download)
-    writeFileSync(temp, Buffer.concat([data.subarray(0, 200 * K), Buffer.alloc(200 * K, 0xee)]));
+    writeFileSync(temp, Buffer.concat([data.subarray(0, 200), Buffer.alloc(200, 0xee)]));
 
     await puller.apply(target, undefined, false);
 
-    expect(fetcher.calls.map((c) => c.offset).sort((a, b) => a - b)).toEqual([200 * K, 300 * K]);
+    expect(fetcher.calls.map((c) => c.offset).sort((a, b) => a - b)).toEqual([200, 300]);
     expect(puller.stats).toMatchObject({ blocksFromTemp: 2, blocksFetched: 2 });
     expect(readFileSync(abs('big/resume.bin')).equals(data)).toBe(true);
     expect(existsSync(temp)).toBe(false);
   });
 
   it('resumes from a shorter leftover temporary file', async () => {
-    const data = seededBytes(300 * K, 31);
-    const target = recordFor('short.bin', data, [100 * K, 100 * K, 100 * K], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1' });
+    const data = seededBytes(300, 31);
+    const target = recordFor('short.bin', data, [100, 100, 100], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1' });
     fetcher.add(data, target.blocks);
-    writeFileSync(join(t.root, tempName('short.bin')), data.subarray(0, 150 * K));
+    writeFileSync(join(t.root, tempName('short.bin')), data.subarray(0, 150));
     await puller.apply(target, undefined, false);
-    expect(fetcher.calls.map((c) => c.offset).sort((a, b) => a - b)).toEqual([100 * K, 200 * K]);
+    expect(fetcher.calls.map((c) => c.offset).sort((a, b) => a - b)).toEqual([100, 200]);
     expect(readFileSync(abs('short.bin')).equals(data)).toBe(true);
   });
 
   it('a read-only target gets its exact mode and mtime, and an interrupted download of it still resumes', async () => {
-    const data = seededBytes(300 * K, 33);
-    indexLocal('first-block.bin', data.subarray(0, 100 * K), [100 * K]); // block 0 comes from here
-    const target = recordFor('ro.bin', data, [100 * K, 100 * K, 100 * K], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1', mode: 0o444, mtimeMs: MTIME });
+    const data = seededBytes(300, 33);
+    indexLocal('first-block.bin', data.subarray(0, 100), [100]); // block 0 comes from here
+    const target = recordFor('ro.bin', data, [100, 100, 100], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1', mode: 0o444, mtimeMs: MTIME });
     fetcher.add(data, target.blocks);
-    fetcher.corrupt.set(target.blocks[2]!.hash.toString('hex'), Buffer.alloc(100 * K));
+    fetcher.corrupt.set(target.blocks[2]!.hash.toString('hex'), Buffer.alloc(100));
     await expect(puller.apply(target, undefined, false)).rejects.toMatchObject({ code: 'HASH_MISMATCH' });
     const temp = join(t.root, tempName('ro.bin'));
     expect(statSync(temp).mode & 0o600).toBe(0o600); // still writable by its owner
@@ -267,7 +263,7 @@ describe('applying files', () => {
     fetcher.calls.length = 0;
     await puller.apply(target, undefined, false);
     expect(puller.stats.blocksFromTemp).toBe(1);
-    expect(fetcher.calls.map((c) => c.offset)).toEqual([100 * K, 200 * K]);
+    expect(fetcher.calls.map((c) => c.offset)).toEqual([100, 200]);
     expect(readFileSync(abs('ro.bin')).equals(data)).toBe(true);
     const st = statSync(abs('ro.bin'));
     expect(st.mode & 0o7777).toBe(0o444);
@@ -275,8 +271,8 @@ describe('applying files', () => {
   });
 
   it('a link planted at the temporary name is not followed', async () => {
-    const data = seededBytes(300 * K, 34);
-    const target = recordFor('linked.bin', data, [300 * K], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1' });
+    const data = seededBytes(100, 34);
+    const target = recordFor('linked.bin', data, [100], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1' });
     fetcher.add(data, target.blocks);
     const outside = join(dirname(t.root), `outside-${process.pid}.bin`);
     writeFileSync(outside, 'keep me');
@@ -380,75 +376,6 @@ describe('applying files', () => {
     await expect(puller.apply(target, local, false)).rejects.toThrow();
     expect(readFileSync(abs('keep.bin')).equals(oldData)).toBe(true);
     expect(versionsFiles()).toEqual([]);
-  });
-});
-
-describe('small new files (written whole on the writer thread)', () => {
-  it('a leftover temporary file is replaced, not resumed, and a link planted there is removed, not followed', async () => {
-    const data = seededBytes(300, 60);
-    const target = recordFor('small/one.bin', data, [100, 100, 100], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1', mode: 0o640, mtimeMs: MTIME });
-    fetcher.add(data, target.blocks);
-    mkdirSync(abs('small'));
-    writeFileSync(join(abs('small'), tempName('small/one.bin')), Buffer.alloc(300, 0xee));
-    await puller.apply(target, undefined, false);
-    expect(fetcher.calls.map((c) => c.offset)).toEqual([0, 100, 200]);
-    expect(puller.stats.blocksFromTemp).toBe(0);
-    expect(readFileSync(abs('small/one.bin')).equals(data)).toBe(true);
-    expect(readdirSync(abs('small'))).toEqual(['one.bin']);
-
-    const linked = recordFor('small/two.bin', data, [100, 100, 100], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1', mtimeMs: MTIME });
-    const outside = join(dirname(t.root), `outside-small-${process.pid}.bin`);
-    writeFileSync(outside, 'keep me');
-    try {
-      symlinkSync(outside, join(abs('small'), tempName('small/two.bin')));
-      const { entry } = await puller.apply(linked, undefined, false);
-      expect(readFileSync(outside, 'utf8')).toBe('keep me');
-      expect(lstatSync(abs('small/two.bin')).isFile()).toBe(true);
-      expect(readFileSync(abs('small/two.bin')).equals(data)).toBe(true);
-      expect(entry.stat).toEqual(statKey(lstatSync(abs('small/two.bin'))));
-      expect(readdirSync(abs('small')).sort()).toEqual(['one.bin', 'two.bin']);
-    } finally {
-      rmSync(outside, { force: true });
-    }
-  });
-
-  it('a file that appears at the target during the download stays as it is; no temporary file is left', async () => {
-    const data = seededBytes(200, 61);
-    const target = recordFor('appeared.txt', data, [100, 100], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1' });
-    fetcher.add(data, target.blocks);
-    fetcher.onFetch = () => writeFileSync(abs('appeared.txt'), 'made here meanwhile');
-    const err = await expectRejectCode(puller.apply(target, undefined, false), 'CHANGED_LOCALLY');
-    expect(err.message).toMatch(/appeared\.txt/);
-    expect(readFileSync(abs('appeared.txt'), 'utf8')).toBe('made here meanwhile');
-    expect(readdirSync(t.root).filter((n) => n.startsWith('.ferry.tmp'))).toEqual([]);
-  });
-
-  it('a write that fails says why and leaves nothing behind', async () => {
-    const data = seededBytes(100, 62);
-    const target = recordFor('locked/file.bin', data, [100], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1' });
-    fetcher.add(data, target.blocks);
-    mkdirSync(abs('locked'));
-    // A directory at the temporary name cannot be replaced by a file: the write fails.
-    mkdirSync(join(abs('locked'), tempName('locked/file.bin')));
-    const err = await expectRejectCode(puller.apply(target, undefined, false), 'IO_ERROR');
-    expect(err.message).toMatch(/locked\/file\.bin/);
-    expect(existsSync(abs('locked/file.bin'))).toBe(false);
-  });
-
-  it('many small files pulled at once each get their own bytes and stat', async () => {
-    const targets = Array.from({ length: 40 }, (_, i) => {
-      const data = seededBytes(50 + i * 37, 100 + i);
-      const target = recordFor(`many/${i % 4}/f${i}.txt`, data, [data.length], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1', mtimeMs: MTIME + i * 1000 });
-      fetcher.add(data, target.blocks);
-      return { target, data };
-    });
-    const entries = await Promise.all(targets.map(({ target }) => puller.apply(target, undefined, false)));
-    targets.forEach(({ target, data }, i) => {
-      const at = abs(target.path);
-      expect(readFileSync(at).equals(data)).toBe(true);
-      expect(statSync(at).mtimeMs).toBe(MTIME + i * 1000);
-      expect(entries[i]!.entry.stat).toEqual(statKey(lstatSync(at)));
-    });
   });
 });
 

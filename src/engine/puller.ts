@@ -5,8 +5,6 @@
  * did not change since it was scanned (else it is a conflict, not an overwrite), the old file
  * moved to the version area (or kept as a conflict copy), and an atomic rename. A temporary
  * file left by a crash is reused: blocks already in it are verified and not fetched again.
- * Small new files take a shorter way: built in memory and written, in the same steps, on the
- * writer thread (file-writer.ts); their leftovers are replaced, not reused.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -20,9 +18,8 @@ import { promisify } from 'node:util';
 import { likelyChunkAvg } from '../chunker/fastcdc.js';
 import { FerryError } from '../core/errors.js';
 import { blockOffsets, sameContent, type BlockRef, type FileRecord } from '../core/file-record.js';
-import type { LocalEntry, StatKey } from '../index-store/sqlite-index-store.js';
+import type { LocalEntry } from '../index-store/sqlite-index-store.js';
 import { conflictCopyPath } from './conflict-name.js';
-import { writeNewFile } from './file-writer.js';
 import type { FolderContext } from './folder-context.js';
 import { sameStat, statKey } from './scanner.js';
 
@@ -36,9 +33,6 @@ export type BlockFetcher = (record: FileRecord) => {
   /** The bytes of consecutive `blocks` of the file, starting at `offset`, and who sent them. */
   fetch(blocks: readonly BlockRef[], offset: number, attempt: number): Promise<{ data: Buffer; from?: string }>;
 };
-
-/** Files up to this size with nothing to replace are built in memory (see placeSmallFile). */
-const SMALL_FILE_BYTES = 256 * 1024;
 
 /** Consecutive missing blocks are asked for together, up to this many bytes a request. */
 const RANGE_BYTES = 1024 * 1024;
@@ -88,14 +82,6 @@ export class Puller {
    */
   async apply(target: FileRecord, local: LocalEntry | undefined, conflictCopy: boolean): Promise<{ entry: LocalEntry; extraScan: string[] }> {
     const abs = this.ctx.paths.resolve(target.path, { createParents: true });
-    // A small file where the index has nothing: built in memory and written on the writer
-    // thread, which also makes sure nothing is at the target (else CHANGED_LOCALLY, as below).
-    const indexed = local !== undefined && !local.record.deleted;
-    if (!indexed && !target.deleted && target.type === 'file' && target.size <= SMALL_FILE_BYTES) {
-      const entry = await this.placeSmallFile(target, abs);
-      this.nowLocal(target);
-      return { entry, extraScan: [] };
-    }
     const current = lstatSync(abs, { throwIfNoEntry: false });
     this.checkUnchanged(target.path, current, local);
     const extraScan: string[] = [];
@@ -148,23 +134,6 @@ export class Puller {
     return { entry: recordedEntry(target, written, lstatSync(abs, { throwIfNoEntry: false })), extraScan };
   }
 
-  /** Builds a small new file in memory from local and fetched blocks and has it written in place. */
-  private async placeSmallFile(target: FileRecord, abs: string): Promise<LocalEntry> {
-    const data = new Uint8Array(target.size);
-    const offsets = blockOffsets(target.blocks);
-    const missing: number[] = [];
-    target.blocks.forEach((block, i) => {
-      const found = this.readLocalBlock(block);
-      if (!found) return missing.push(i);
-      data.set(found, offsets[i]);
-      this.stats.blocksLocal++;
-    });
-    await this.fetchMissing(target, (bytes, offset) => data.set(bytes, offset), missing, offsets);
-    const temp = join(dirname(abs), tempName(target.path));
-    const { written, placed } = await writeNewFile({ path: target.path, temp, target: abs, data, mode: target.mode, mtimeMs: target.mtimeMs });
-    return recordedEntry(target, written, placed);
-  }
-
   /**
    * Builds the file in its temporary file, with its mode and mtime, and makes it durable
    * (fsync) before anything can rename it into place. A leftover temporary file (an
@@ -196,7 +165,7 @@ export class Puller {
         }
         missing.push(i);
       }
-      await this.fetchMissing(target, (data, offset) => file.write(data, offset), missing, offsets);
+      await this.fetchMissing(target, file, missing, offsets);
       try {
         return { temp, written: await file.finish(target.mtimeMs, target.mode) };
       } catch (err) {
@@ -261,10 +230,7 @@ export class Puller {
     return reusable;
   }
 
-  /** Fetches the `missing` blocks, verified, and hands each run to `write` at its offset. */
-  private async fetchMissing(
-    target: FileRecord, write: (data: Buffer, offset: number) => Promise<void> | void, missing: number[], offsets: number[],
-  ): Promise<void> {
+  private async fetchMissing(target: FileRecord, file: TempFile, missing: number[], offsets: number[]): Promise<void> {
     if (missing.length === 0) return;
     const source = this.fetchBlock(target);
     const runs = consecutiveRuns(missing, target.blocks);
@@ -296,9 +262,9 @@ export class Puller {
         try {
           const data = await fetchVerified(run);
           if (failure) return;
-          const written = Promise.resolve(write(data, offsets[run[0]!]!));
-          writes.add(written);
-          await written.finally(() => writes.delete(written));
+          const write = file.write(data, offsets[run[0]!]!);
+          writes.add(write);
+          await write.finally(() => writes.delete(write));
           this.stats.blocksFetched += run.length;
           this.stats.bytesFetched += data.length;
         } catch (err) {
@@ -422,7 +388,7 @@ export class Puller {
  * right after the rename), no stat is recorded and the next scan hashes the file instead of
  * trusting it. The stat is taken after the rename, which changes the ctime.
  */
-function recordedEntry(record: FileRecord, written: StatKey, now: StatKey | undefined): LocalEntry {
+function recordedEntry(record: FileRecord, written: Stats, now: Stats | undefined): LocalEntry {
   const asWritten = now !== undefined && now.ino === written.ino && now.size === written.size && now.mtimeMs === written.mtimeMs;
   const chunkAvg = likelyChunkAvg(record.blocks.map((b) => b.size), record.size);
   return { record, stat: asWritten ? statKey(now) : undefined, scannedAtMs: Date.now(), chunkAvg };

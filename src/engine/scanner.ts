@@ -473,7 +473,7 @@ export function isRacy(seenAtMs: number, stat: StatKey): boolean {
   return seenAtMs - stat.mtimeMs < RACY_WINDOW_MS;
 }
 
-export function statKey(s: StatKey): StatKey {
+export function statKey(s: EntryStat): StatKey {
   return { size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino };
 }
 
