@@ -40,6 +40,9 @@ const RANGE_BLOCKS = 16;
 
 const FETCH_ATTEMPTS = 3;
 
+/** A pull round with more blocks than this looks each one up on its own (see lookAhead). */
+const LOOK_AHEAD_MAX_BLOCKS = 50_000;
+
 export interface PullStats {
   blocksFromTemp: number;
   blocksLocal: number;
@@ -72,7 +75,8 @@ export class Puller {
       return;
     }
     const hashes = targets.flatMap((t) => (t.deleted || t.type !== 'file' ? [] : t.blocks.map((b) => b.hash)));
-    this.present = this.ctx.store.blocksPresent(this.ctx.folderId, hashes);
+    // Beyond this the set (with the blocks the round adds) would cost more memory than it saves time.
+    this.present = hashes.length <= LOOK_AHEAD_MAX_BLOCKS ? this.ctx.store.blocksPresent(this.ctx.folderId, hashes) : undefined;
   }
 
   /**
