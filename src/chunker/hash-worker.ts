@@ -4,7 +4,7 @@
  * but hashing the chunks it finds can run beside it: chunkFile hands this module ranges of a
  * SharedArrayBuffer window (no copy) and keeps finding boundaries in the other window meanwhile.
  * One worker is shared by every caller and only keeps the process alive while it has work. It is
- * stopped after a few idle seconds: its V8 instance holds ~10 MB that a node between large files
+ * stopped after a few idle seconds: its V8 instance holds ~22 MB that a node between large files
  * does not need, and starting one again takes ~30 ms.
  */
 import { Worker } from 'node:worker_threads';

@@ -26,7 +26,7 @@ const SMALL_FILE_BYTES = 1024 * 1024;
 /**
  * A full scan of a folder with this many indexed entries has the tree stated on two threads
  * first (changed by tests). Below it the gain (~50 ms for 10,000) is not worth starting the
- * worker's ~10 MB V8 instance for.
+ * worker's ~22 MB V8 instance for.
  */
 export const twoThreadStat = { minEntries: 20_000 };
 

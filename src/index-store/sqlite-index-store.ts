@@ -18,10 +18,10 @@ import { openDatabase } from './open-database.js';
 import { ScanView } from './scan-view.js';
 import type { FolderConfig, PeerConfig } from './config-types.js';
 
-/** The stat of a file when Ferry last looked at it or wrote it. */
 /** Hashes asked about in one query by blocksPresent (SQLite allows 32,766 parameters). */
 const PRESENCE_BATCH = 500;
 
+/** The stat of a file when Ferry last looked at it or wrote it. */
 export interface StatKey {
   readonly size: number;
   readonly mtimeMs: number;
