@@ -326,8 +326,9 @@ export class FerryTool {
   async startNode(node) {
     // With the environment and node options of bin/ferry.js's shebang, as when users run `ferry`.
     const { env, nodeArgs } = ferryShebang();
-    const prof = process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.PROF] : [];
-    node.proc = startDaemon(`ferry-${node.n}`, process.execPath, [...nodeArgs, ...prof, FERRY_BIN, 'start', '--listen', `127.0.0.1:${node.port}`, '--home', node.home],
+    // For investigations: PROF=DIR writes CPU profiles there; FERRY_NODE_ARGS adds node options (e.g. --trace-gc).
+    const extra = [...(process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.PROF] : []), ...(process.env.FERRY_NODE_ARGS ?? '').split(' ').filter(Boolean)];
+    node.proc = startDaemon(`ferry-${node.n}`, process.execPath, [...nodeArgs, ...extra, FERRY_BIN, 'start', '--listen', `127.0.0.1:${node.port}`, '--home', node.home],
       { cwd: REPO, env: { ...this.env(), ...env }, logFile: path.join(this.root, `${node.n}.log`) });
     await until(async () => {
       if (node.proc.exitCode !== null || node.proc.signalCode !== null) {
