@@ -241,8 +241,10 @@ describe('ferry command line', () => {
     const pid = n.proc!.pid!;
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     expect(argv).toContain('--max-semi-space-size=4');
+    expect(argv).toContain('--initial-heap-size=48');
     const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
     expect(env).toContain('MALLOC_ARENA_MAX=2');
+    expect(env).toContain('MALLOC_MMAP_THRESHOLD_=262144');
     expect(await n.stop(), 'clean stop on SIGTERM').toEqual({ code: 0, signal: null });
   });
 
