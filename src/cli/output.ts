@@ -20,12 +20,3 @@ export function failWith(err: unknown, json: boolean): never {
   process.exit(code === 'INVALID_CONFIG' || code === 'INVALID_PATH' ? 2 : 1);
 }
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
-}

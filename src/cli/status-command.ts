@@ -6,7 +6,8 @@ import type { FolderStatus } from '../engine/folder-sync.js';
 import type { ScanProgress } from '../engine/scanner.js';
 import type { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import { STALE_AFTER_MS, STATUS_KEY, type NodeRuntimeStatus } from '../daemon/node-status.js';
-import { formatBytes, printJson, printLine } from './output.js';
+import { formatBytes } from '../core/format-bytes.js';
+import { printJson, printLine } from './output.js';
 
 export function statusReport(store: SqliteIndexStore, deviceId: string) {
   const published = store.getStatus<NodeRuntimeStatus>(STATUS_KEY)?.value;

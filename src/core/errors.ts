@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'NOT_INITIALIZED'
   | 'NOT_RUNNING'
   | 'ALREADY_RUNNING'
+  | 'NO_SPACE'
   | 'IO_ERROR'
   | 'CLOSED';
 

@@ -255,3 +255,53 @@ describe("the watcher's echo of a pull", () => {
     scans.mockRestore();
   });
 });
+
+describe('a pull that keeps failing', () => {
+  it('is retried after 5 s, then twice as long each time up to a minute, said once in the log; a success starts over at 5 s', async () => {
+    await folder.stop();
+    const timers: { fn: () => void; ms: number }[] = [];
+    const clock = { now: () => Date.now(), setInterval: () => setInterval(() => undefined, 1e9), setTimeout: (fn: () => void, ms: number) => (timers.push({ fn, ms }), setTimeout(() => undefined, 0)) };
+    const data = seededBytes(1000, 80);
+    const record = recordFor('away.bin', data, [data.length], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1', sequence: 1 });
+    let peerHasIt = false;
+    folder = new FolderSync(t.ctx, {
+      devices: () => ['REMOTE1'],
+      fetchBlock: () => ({
+        fetch: async () => {
+          if (!peerHasIt) throw new Error('peer gone');
+          return { data, from: 'REMOTE1' };
+        },
+      }),
+      onLocalChange: () => undefined,
+      rescanSeconds: 3600,
+      watch: false,
+      clock,
+    });
+    t.store.putRemote('f1', 'REMOTE1', [record]);
+    await folder.start();
+    await folder.settle();
+    const retry = async () => {
+      timers.at(-1)!.fn();
+      await folder.settle();
+    };
+    for (let i = 0; i < 6; i++) await retry();
+    expect(timers.map((x) => x.ms)).toEqual([5000, 10_000, 20_000, 40_000, 60_000, 60_000, 60_000]);
+    expect(folder.status().errors).toEqual([{ path: 'away.bin', message: 'peer gone' }]);
+    const said = (level: string) => t.logger.lines.filter((l) => l.level === level && /cannot sync file/.test(l.msg ?? '')).length;
+    expect([said('warn'), said('debug')]).toEqual([1, 6]);
+
+    peerHasIt = true;
+    await retry();
+    expect(readFileSync(join(t.root, 'away.bin')).equals(data)).toBe(true);
+    expect(folder.status().errors).toEqual([]);
+    const other = seededBytes(1000, 81);
+    const next = recordFor('later.bin', other, [other.length], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1', sequence: 2 });
+    peerHasIt = false;
+    const before = timers.length;
+    t.store.putRemote('f1', 'REMOTE1', [next]);
+    folder.remoteChanged([next]);
+    await folder.settle();
+    expect(folder.status().errors).toEqual([{ path: 'later.bin', message: 'peer gone' }]);
+    expect(timers.slice(before).map((x) => x.ms)).toEqual([5000]);
+  });
+});

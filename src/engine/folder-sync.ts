@@ -55,7 +55,9 @@ export interface FolderSyncOptions {
   readonly clock?: Clock;
 }
 
+/** Paths that failed are pulled again after this long, twice as long each time they fail again, up to the maximum. */
 const RETRY_MS = 5000;
+const RETRY_MAX_MS = 60_000;
 /** How often a folder that is not there (see folder-marker.ts) is looked at again. */
 const AVAILABILITY_CHECK_MS = 10_000;
 /** A burst of at least this many changed paths is followed by a full rescan (see noteBurst). */
@@ -85,7 +87,8 @@ export class FolderSync {
   private pullRound = 0;
   /** Entries pulled to disk but not yet committed to the index (see flushCommits). */
   private readonly pendingCommits = new Map<string, LocalEntry>();
-  private readonly errors = new Map<string, string>();
+  /** Why a path could not be pulled: the message `status` shows, and its kind (see handlePullError). */
+  private readonly errors = new Map<string, { message: string; kind: string }>();
   private readonly scanErrors = new Map<string, string>();
   private state: FolderState = 'scanning';
   private queue: Promise<unknown> = Promise.resolve();
@@ -93,6 +96,7 @@ export class FolderSync {
   private watcher?: FolderWatcher;
   private timers: NodeJS.Timeout[] = [];
   private retryTimer?: NodeJS.Timeout;
+  private retryDelayMs = RETRY_MS;
   /** Why the folder cannot be synced now (see folder-marker.ts), or undefined. */
   private unavailable?: string;
   private availabilityTimer?: NodeJS.Timeout;
@@ -210,7 +214,10 @@ export class FolderSync {
     for (const d of this.need.values()) if (d.kind === 'apply' && d.record.type === 'file' && !d.record.deleted) needBytes += d.record.size;
     const local = this.ctx.store.localCounts(this.id);
     const total = local.bytes + needBytes;
-    const errors = [...this.scanErrors, ...this.errors].map(([path, message]) => ({ path, message }));
+    const errors = [
+      ...[...this.scanErrors].map(([path, message]) => ({ path, message })),
+      ...[...this.errors].map(([path, e]) => ({ path, message: e.message })),
+    ];
     if (this.unavailable) errors.unshift({ path: '.', message: this.unavailable });
     const scan = this.scanner.progress;
     return {
@@ -518,11 +525,15 @@ export class FolderSync {
       this.scheduleRecheck();
       if (committed) this.options.onLocalChange();
     }
-    if (this.errors.size > 0 && !this.retryTimer && !this.stopped) {
+    if (this.errors.size === 0) this.retryDelayMs = RETRY_MS;
+    else if (!this.retryTimer && !this.stopped) {
       this.retryTimer = (this.options.clock ?? systemClock).setTimeout(() => {
         this.retryTimer = undefined;
+        // A failure that persists (a full disk, a peer without the data) is retried less and
+        // less often; any change in the folder or from a peer retries it at once anyway.
+        this.retryDelayMs = Math.min(this.retryDelayMs * 2, RETRY_MAX_MS);
         this.recomputeNeed();
-      }, RETRY_MS);
+      }, this.retryDelayMs);
     }
   }
 
@@ -606,8 +617,14 @@ export class FolderSync {
       this.evaluate(path);
       return false;
     }
-    this.errors.set(path, errorMessage(err));
-    this.ctx.logger.warn({ path, err: errorMessage(err) }, 'cannot sync file; will retry');
+    const message = errorMessage(err);
+    // The same kind of failure as last time (its numbers may differ: free space) is not news.
+    const kind = err instanceof FerryError ? err.code : message;
+    const again = this.errors.get(path)?.kind === kind;
+    this.errors.set(path, { message, kind });
+    // Said once: a failure that persists is retried quietly (and stays in `status`).
+    if (again) this.ctx.logger.debug({ path, err: message }, 'still cannot sync file; will retry');
+    else this.ctx.logger.warn({ path, err: message }, 'cannot sync file; will retry');
     return false;
   }
 

@@ -1,4 +1,5 @@
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { chunkBuffer } from '../chunker/chunk-file.js';
@@ -615,5 +616,96 @@ describe('deletions and directories', () => {
     const { entry } = await puller.apply(link, undefined, false);
     expect(readlinkSync(abs('made/ln'))).toBe('../elsewhere');
     expect(entry.stat).toEqual(statKey(lstatSync(abs('made/ln'))));
+  });
+});
+
+describe('a full disk', () => {
+  const DISK = 4 * 1024 * 1024;
+  let mounted = false;
+
+  beforeEach(() => {
+    // The folder gets a small disk of its own (this needs root, as the CI runs).
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${DISK}`, 'tmpfs', t.root], { stdio: 'pipe' });
+    mounted = true;
+  });
+
+  afterEach(() => {
+    if (mounted) execFileSync('umount', [t.root]);
+    mounted = false;
+  });
+
+  const remote = { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1' };
+  const MiB = 1024 * 1024;
+
+  /** Fills the folder's disk with a file of its own until not one more page fits. */
+  function fillDisk(): string {
+    const filler = abs('filler.bin');
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    try {
+      for (;;) appendFileSync(filler, chunk);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+    }
+    return filler;
+  }
+
+  it('a file larger than the free space (beyond the 1 % reserve) is refused before anything is fetched or written', async () => {
+    const data = seededBytes(DISK - 20 * 1024, 61); // fits the disk, not its reserve
+    const target = recordFor('big.bin', data, [data.length], remote);
+    fetcher.add(data, target.blocks);
+    const err = await expectRejectCode(puller.apply(target, undefined, false), 'NO_SPACE');
+    expect(err.message).toMatch(/^not enough free space for big\.bin: it needs 4\.0 MiB, the disk has 4\.0 MiB free and Ferry leaves 41\.\d KiB \(1 % of it\) free$/);
+    expect(fetcher.calls).toEqual([]);
+    expect(readdirSync(t.root)).toEqual([]);
+  });
+
+  it('downloads under way count against the free space', async () => {
+    const first = seededBytes(2 * MiB, 62);
+    const second = seededBytes(2 * MiB, 63);
+    const a = recordFor('a.bin', first, [MiB, MiB], remote);
+    const b = recordFor('b.bin', second, [MiB, MiB], remote);
+    fetcher.add(first, a.blocks);
+    fetcher.add(second, b.blocks);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let started!: () => void;
+    const fetching = new Promise<void>((r) => (started = r));
+    const held: BlockFetcher = (record) => ({
+      fetch: async (blocks, offset, attempt) => {
+        started();
+        await gate;
+        return fetcher.fetch(record).fetch(blocks, offset, attempt);
+      },
+    });
+    const gated = new Puller(t.ctx, held);
+    const pullA = gated.apply(a, undefined, false);
+    try {
+      await fetching;
+      // a.bin has nothing on the disk yet, but its 2 MiB are spoken for.
+      await expectRejectCode(gated.apply(b, undefined, false), 'NO_SPACE');
+      expect(fetcher.calls.map((c) => c.path)).not.toContain('b.bin');
+    } finally {
+      release();
+      await pullA;
+    }
+    expect(readFileSync(abs('a.bin')).equals(first)).toBe(true);
+    expect(existsSync(abs('b.bin'))).toBe(false);
+  });
+
+  it('a disk that fills up during the download fails with NO_SPACE and gives the partial download\'s space back; a retry completes it', async () => {
+    const data = seededBytes(3 * MiB, 64);
+    const target = recordFor('grow.bin', data, [MiB, MiB, MiB], remote);
+    fetcher.add(data, target.blocks);
+    let filler: string | undefined;
+    fetcher.onFetch = () => (filler ??= fillDisk()); // another program takes the space after the check
+    const err = await expectRejectCode(puller.apply(target, undefined, false), 'NO_SPACE');
+    expect(err.message).toBe('the disk filled up while grow.bin was being written; its partial download was removed to free the space');
+    expect(readdirSync(t.root)).toEqual(['filler.bin']);
+
+    rmSync(filler!);
+    fetcher.onFetch = undefined;
+    await puller.apply(target, undefined, false);
+    expect(readFileSync(abs('grow.bin')).equals(data)).toBe(true);
+    expect(readdirSync(t.root)).toEqual(['grow.bin']);
   });
 });

@@ -16,8 +16,10 @@ import { copyFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { likelyChunkAvg } from '../chunker/fastcdc.js';
+import { diskSpace, isDiskFull, KEEP_FREE_RATIO } from '../core/disk-space.js';
 import { FerryError } from '../core/errors.js';
 import { blockOffsets, sameContent, type BlockRef, type FileRecord } from '../core/file-record.js';
+import { formatBytes } from '../core/format-bytes.js';
 import type { LocalEntry } from '../index-store/sqlite-index-store.js';
 import { conflictCopyPath } from './conflict-name.js';
 import type { FolderContext } from './folder-context.js';
@@ -57,6 +59,9 @@ export class Puller {
 
   /** Hashes (hex) of the blocks local files hold, for the current pull round (see lookAhead). */
   private present?: Set<string>;
+
+  /** Bytes still to be written by the downloads under way (see reserveSpace). */
+  private reservedBytes = 0;
 
   constructor(
     private readonly ctx: FolderContext,
@@ -148,6 +153,45 @@ export class Puller {
    */
   private async assemble(target: FileRecord, abs: string, local: LocalEntry | undefined, current: Stats | undefined): Promise<{ temp: string; written: Stats }> {
     const temp = join(dirname(abs), tempName(target.path));
+    const release = this.reserveSpace(target, temp);
+    try {
+      return { temp, written: await this.build(temp, target, abs, local, current) };
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      // Something else filled the disk meanwhile: the partial download gives its space back
+      // (the user's own writes come first) and the file is fetched again once it fits.
+      rmSync(temp, { force: true });
+      throw new FerryError('NO_SPACE', `the disk filled up while ${target.path} was being written; its partial download was removed to free the space`, { cause: err });
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Checks that `target` fits on the disk beside the downloads already under way, leaving the
+   * reserve free (NO_SPACE otherwise: nothing is written, nothing is fetched), and counts it
+   * as under way until the returned function is called.
+   */
+  private reserveSpace(target: FileRecord, temp: string): () => void {
+    const leftover = lstatSync(temp, { throwIfNoEntry: false });
+    const needed = Math.max(0, target.size - (leftover?.isFile() ? leftover.blocks * 512 : 0));
+    if (needed === 0) return () => {};
+    const { available, keep } = diskSpace(dirname(temp));
+    const free = Math.max(0, available - this.reservedBytes);
+    if (needed > free - keep) {
+      throw new FerryError(
+        'NO_SPACE',
+        `not enough free space for ${target.path}: it needs ${formatBytes(needed)}, the disk has ${formatBytes(free)} free and Ferry leaves ${formatBytes(keep)} (${KEEP_FREE_RATIO * 100} % of it) free`,
+      );
+    }
+    this.reservedBytes += needed;
+    return () => {
+      this.reservedBytes -= needed;
+    };
+  }
+
+  /** The body of `assemble`: returns the stat of the finished temporary file. */
+  private async build(temp: string, target: FileRecord, abs: string, local: LocalEntry | undefined, current: Stats | undefined): Promise<Stats> {
     const offsets = blockOffsets(target.blocks);
     const { file, resumed, present } = await this.openTemp(temp, target, offsets, abs, local, current);
     try {
@@ -171,7 +215,7 @@ export class Puller {
       }
       await this.fetchMissing(target, file, missing, offsets);
       try {
-        return { temp, written: await file.finish(target.mtimeMs, target.mode) };
+        return await file.finish(target.mtimeMs, target.mode);
       } catch (err) {
         // A failed fsync leaves pages the kernel may call clean without their data on disk: a
         // later attempt must not trust (resume from) this file.

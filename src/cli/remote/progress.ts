@@ -5,7 +5,7 @@
  */
 import { Transform } from 'node:stream';
 import { FerryError } from '../../core/errors.js';
-import { formatBytes } from '../output.js';
+import { formatBytes } from '../../core/format-bytes.js';
 
 export class Progress {
   private done = 0;
