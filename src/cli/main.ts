@@ -15,6 +15,7 @@ import { callNode, ControlSocket } from '../daemon/control-socket.js';
 import { createLogger } from '../daemon/logger.js';
 import type { ScanSummary } from '../engine/scanner.js';
 import { FerryNode } from '../daemon/node.js';
+import type { NodeRuntimeStatus } from '../daemon/node-status.js';
 import { databasePath, defaultFolderPath, identityDir, resolveHome } from '../daemon/home.js';
 import { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import { formatHostPort, parseHostPort } from '../transport/address.js';
@@ -27,6 +28,8 @@ import { failWith, printJson, printLine } from './output.js';
 import { printStatus, statusReport } from './status-command.js';
 
 const DEFAULT_LISTEN = '0.0.0.0:22100';
+/** How long `status` waits for the running node's own answer before it shows what the node last published. */
+const STATUS_ASK_MS = 2000;
 
 interface GlobalOptions {
   home?: string;
@@ -148,6 +151,10 @@ program
         rescan: (ids) => {
           if (!node) throw new FerryError('NOT_RUNNING', 'the node is still starting (scanning its folders); try again in a moment');
           return node.rescan(ids);
+        },
+        status: () => {
+          if (!node) throw new FerryError('NOT_RUNNING', 'the node is still starting (scanning its folders)');
+          return node.runtimeStatus();
         },
       }, logger);
       const api = RemoteApi.open({ databaseFile: databasePath(home), folderSync: (id) => node?.folderSync(id), logger: logger.child({ component: 'api' }) });
@@ -406,7 +413,9 @@ program
   .action(
     action(async (home, json) => {
       const identity = await loadIdentity(identityDir(home));
-      await withStore(home, (store) => printStatus(statusReport(store, identity.deviceId), json));
+      // Live from the running node when it answers; else what it last published to the index.
+      const live = await callNode<NodeRuntimeStatus>(home, 'GET', '/v1/status', STATUS_ASK_MS).catch(() => undefined);
+      await withStore(home, (store) => printStatus(statusReport(store, identity.deviceId, live), json));
     }),
   );
 

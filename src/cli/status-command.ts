@@ -1,6 +1,7 @@
 /**
- * `ferry status`: configuration from the index, live state from what the running node last
- * published (or "stopped" when no node has published for a few seconds).
+ * `ferry status`: configuration from the index, live state from the running node (asked on its
+ * control socket, else what it last published to the index; "stopped" when no node has
+ * published for a few seconds).
  */
 import type { FolderStatus } from '../engine/folder-sync.js';
 import type { ScanProgress } from '../engine/scanner.js';
@@ -9,9 +10,10 @@ import { STALE_AFTER_MS, STATUS_KEY, type NodeRuntimeStatus } from '../daemon/no
 import { formatBytes } from '../core/format-bytes.js';
 import { printJson, printLine } from './output.js';
 
-export function statusReport(store: SqliteIndexStore, deviceId: string) {
-  const published = store.getStatus<NodeRuntimeStatus>(STATUS_KEY)?.value;
-  const running = !!published?.running && Date.now() - published.heartbeat < STALE_AFTER_MS && pidAlive(published.pid);
+/** `live`: the running node's own answer, when it gave one. */
+export function statusReport(store: SqliteIndexStore, deviceId: string, live?: NodeRuntimeStatus) {
+  const published = live ?? store.getStatus<NodeRuntimeStatus>(STATUS_KEY)?.value;
+  const running = !!live || (!!published?.running && Date.now() - published.heartbeat < STALE_AFTER_MS && pidAlive(published.pid));
   const folders = store.listFolders().map((f) => {
     const live: FolderStatus | undefined = running && !f.paused ? published!.folders[f.id] : undefined;
     const counts = store.localCounts(f.id);

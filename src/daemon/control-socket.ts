@@ -1,9 +1,10 @@
 /**
  * The node's local control socket: HTTP over the Unix socket `<home>/control.sock`. Only users
  * who can open the home directory reach it. The CLI uses it for what needs the running node
- * itself (a rescan now); configuration goes through the database, which works without it.
+ * itself (a rescan now, its live status); configuration goes through the database, which works without it.
  *
  *   POST /v1/rescan[?folder=ID ...]  → {folders: [{id, entries, hashed, changed, errors, ms}]}
+ *   GET  /v1/status                  → the node's runtime status (what it publishes to the index)
  *
  * Errors are `{error: {code, message}}` with the FerryError code.
  */
@@ -13,6 +14,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { errorMessage, FerryError, isFerryError } from '../core/errors.js';
 import type { ScanSummary } from '../engine/scanner.js';
+import type { NodeRuntimeStatus } from './node-status.js';
 
 /** Unix socket paths are limited to 107 bytes on Linux. */
 const MAX_SOCKET_PATH = 107;
@@ -21,6 +23,7 @@ export const controlSocketPath = (home: string) => join(home, 'control.sock');
 
 export interface ControlHandlers {
   rescan(folderIds: readonly string[]): Promise<({ id: string } & ScanSummary)[]>;
+  status(): NodeRuntimeStatus;
 }
 
 export class ControlSocket {
@@ -63,6 +66,7 @@ export class ControlSocket {
 async function route(req: IncomingMessage, res: ServerResponse, handlers: ControlHandlers): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://node');
   try {
+    if (url.pathname === '/v1/status' && req.method === 'GET') return reply(res, 200, handlers.status());
     if (url.pathname !== '/v1/rescan') throw new FerryError('NOT_FOUND', `no such control request: ${url.pathname}`);
     if (req.method !== 'POST') throw new FerryError('INVALID_CONFIG', 'rescan needs POST');
     reply(res, 200, { folders: await handlers.rescan(url.searchParams.getAll('folder')) });
@@ -93,12 +97,15 @@ function answers(path: string): Promise<boolean> {
   });
 }
 
-/** Sends one request to the node running with `home`; NOT_RUNNING when there is none. */
-export async function callNode<T>(home: string, method: string, path: string): Promise<T> {
+/**
+ * Sends one request to the node running with `home`; NOT_RUNNING when there is none. With
+ * `timeoutMs`, a node that does not answer in time fails the request (IO_ERROR).
+ */
+export async function callNode<T>(home: string, method: string, path: string, timeoutMs?: number): Promise<T> {
   const socketPath = controlSocketPath(home);
   checkLength(socketPath);
   const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = request({ socketPath, method, path }, (res) => {
+    const req = request({ socketPath, method, path, timeout: timeoutMs }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (text += chunk));
@@ -110,6 +117,7 @@ export async function callNode<T>(home: string, method: string, path: string): P
         reject(new FerryError('NOT_RUNNING', `no Ferry node is running with the home ${home} (start it with \`ferry start\`)`));
       } else reject(err);
     });
+    req.on('timeout', () => req.destroy(new FerryError('IO_ERROR', `the node running with the home ${home} did not answer within ${timeoutMs} ms`)));
     req.end();
   });
   const parsed = JSON.parse(body) as T & { error?: { code: string; message: string } };

@@ -75,6 +75,8 @@ export class FerryNode {
   private timers: NodeJS.Timeout[] = [];
   private dataVersion = 0;
   private readonly startedAt = new Date().toISOString();
+  /** Why the last status could not be written to the index, while it cannot. */
+  private statusError?: string;
   private stopping = false;
   private listenAddress = '';
 
@@ -418,7 +420,8 @@ export class FerryNode {
 
   // ---- status ---------------------------------------------------------------------------
 
-  private publishStatus(running = true): void {
+  /** What `ferry status` shows of the running node (also published to the index every second). */
+  runtimeStatus(running = true): NodeRuntimeStatus {
     const peers: Record<string, PeerRuntime> = {};
     for (const p of this.peerConfigs) {
       const s = this.peerState(p.deviceId);
@@ -436,7 +439,7 @@ export class FerryNode {
     }
     const folders: NodeRuntimeStatus['folders'] = {};
     for (const [id, f] of this.folders) folders[id] = f.status();
-    const status: NodeRuntimeStatus = {
+    return {
       pid: process.pid,
       running,
       listen: this.listenAddress,
@@ -448,10 +451,18 @@ export class FerryNode {
         .filter((d) => !this.peerConfigs.some((p) => p.deviceId === d.deviceId))
         .map((d) => ({ deviceId: d.deviceId, address: d.address, lastSeen: new Date(d.lastSeenMs).toISOString() })),
     };
+  }
+
+  private publishStatus(running = true): void {
     try {
-      this.store.setStatus(STATUS_KEY, status);
+      this.store.setStatus(STATUS_KEY, this.runtimeStatus(running));
+      if (this.statusError) this.logger.info('status published again');
+      this.statusError = undefined;
     } catch (err) {
-      this.logger.warn({ err: errorMessage(err) }, 'cannot publish status');
+      // Said once: it fails every second while the disk is full. `ferry status` asks the node
+      // itself (control socket) meanwhile.
+      if (!this.statusError) this.logger.warn({ err: errorMessage(err) }, 'cannot publish status to the index');
+      this.statusError = errorMessage(err);
     }
   }
 }

@@ -91,6 +91,7 @@ export class PeerSession {
   }
 
   private handleMessage(m: Message): void {
+    if (this.conn.closed) return;
     try {
       switch (m.header.type) {
         case 'hello':
@@ -101,7 +102,14 @@ export class PeerSession {
           throw new FerryError('INVALID_MESSAGE', `unknown message type ${JSON.stringify(m.header.type)}`);
       }
     } catch (err) {
-      this.host.logger.warn({ peer: this.deviceId, err: errorMessage(err) }, 'rejected message from peer');
+      if (isFerryError(err)) {
+        this.host.logger.warn({ peer: this.deviceId, err: errorMessage(err) }, 'rejected message from peer');
+        return;
+      }
+      // Not the peer's fault (the index could not be written: a full disk), and the peer takes
+      // the message for delivered. Only a new connection makes it send again from what is stored.
+      this.host.logger.error({ peer: this.deviceId, err: errorMessage(err) }, 'cannot take in a message from peer; reconnecting to receive it again');
+      this.conn.close(new FerryError('IO_ERROR', `cannot take in a message: ${errorMessage(err)}`));
     }
   }
 

@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { folderStatus, MiB, sha256File, sleep, useCluster, waitFor, withLogsOnError, writeFile, writeRandomFile, type FerryNode } from './harness.js';
 
@@ -13,13 +14,39 @@ const cluster = useCluster('full-disk');
 const FOLDER = 'docs';
 const DISK = 16 * MiB;
 
-let mountedAt: string | undefined;
+const mounts: string[] = [];
 
 afterAll(async () => {
-  // The node holds the folder open: stop it before unmounting (the cluster removes the rest).
+  // The nodes hold their files open: stop them before unmounting (the cluster removes the rest).
   for (const n of (await cluster.ready).nodes) await n.shutdown();
-  if (mountedAt) execFileSync('umount', [mountedAt]);
+  for (const m of mounts) execFileSync('umount', [m]);
 });
+
+/** Mounts a tmpfs of `size` bytes at `dir` (made first). */
+async function smallDisk(dir: string, size: number): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true });
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
+  } catch (err) {
+    throw new Error(`cannot mount the ${size / MiB} MiB tmpfs this test needs at ${dir} (it must run as root): ${(err as { stderr?: Buffer }).stderr?.toString().trim() || String(err)}`);
+  }
+  mounts.push(dir);
+}
+
+/** Fills the disk of `dir` with one file until not one more page fits; returns its path. */
+async function fillDisk(dir: string): Promise<string> {
+  const filler = path.join(dir, 'filler.bin');
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  const fh = await fsp.open(filler, 'w');
+  try {
+    for (;;) await fh.write(chunk);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  } finally {
+    await fh.close();
+  }
+  return filler;
+}
 
 async function freeBytes(dir: string): Promise<number> {
   const s = await fsp.statfs(dir);
@@ -35,14 +62,7 @@ describe('a receiver with a full disk', () => {
     await withLogsOnError(c, async () => {
       a = await c.createNode('a');
       b = await c.createNode('b');
-      const disk = b.folderPath(FOLDER);
-      await fsp.mkdir(disk, { recursive: true });
-      try {
-        execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${DISK}`, 'tmpfs', disk], { stdio: 'pipe' });
-      } catch (err) {
-        throw new Error(`cannot mount the ${DISK / MiB} MiB tmpfs this test needs at ${disk} (it must run as root): ${(err as { stderr?: Buffer }).stderr?.toString().trim() || String(err)}`);
-      }
-      mountedAt = disk;
+      await smallDisk(b.folderPath(FOLDER), DISK);
       await a.addFolder(FOLDER);
       await b.addFolder(FOLDER);
       for (const [name, size] of [['mid.bin', 4 * MiB], ['big.bin', 24 * MiB]] as const) sums.set(name, await writeRandomFile(a.file(FOLDER, name), size));
@@ -82,5 +102,36 @@ describe('a receiver with a full disk', () => {
       return f?.inSync && f.errors.length === 0;
     }, { message: async () => `B to report the folder in sync without errors (B: ${JSON.stringify(folderStatus(await b.status(), FOLDER))})` });
     expect((await fsp.readdir(disk)).filter((n) => n.startsWith('.ferry.tmp.'))).toEqual([]);
+  }, 180_000);
+
+  it('under the index too: what could not be stored arrives once there is room', async () => {
+    const c = await cluster.ready;
+    let a!: FerryNode;
+    let b!: FerryNode;
+    const FILES = 40;
+    await withLogsOnError(c, async () => {
+      // Everything of b2 (home with its index, folder, log) on one small disk.
+      await smallDisk(path.join(c.root, 'b2'), 32 * MiB);
+      a = await c.createNode('a2');
+      b = await c.createNode('b2');
+      for (const n of [a, b]) await n.addFolder('notes');
+      await a.addPeer(b, ['notes']);
+      await b.addPeer(a, ['notes']);
+      await a.start();
+      await b.start();
+    });
+    await writeFile(a.file('notes', 'first.txt'), 'before the disk filled up\n');
+    await waitFor(async () => (await fsp.readFile(b.file('notes', 'first.txt'), 'utf8').catch(() => '')) === 'before the disk filled up\n', { message: 'first.txt to reach b2' });
+
+    const filler = await fillDisk(b.dir);
+    const texts = Array.from({ length: FILES }, (_, i) => `note ${i}: ${'x'.repeat(3000)}\n`);
+    for (const [i, t] of texts.entries()) await writeFile(a.file('notes', `n${i}.txt`), t);
+    await waitFor(async () => (await fsp.readFile(b.logPath, 'utf8')).includes('cannot take in a message from peer'), { message: 'b2 to fail to store the new index' });
+
+    await fsp.rm(filler);
+    await waitFor(async () => {
+      for (const [i, t] of texts.entries()) if ((await fsp.readFile(b.file('notes', `n${i}.txt`), 'utf8').catch(() => '')) !== t) return false;
+      return true;
+    }, { timeoutMs: 60_000, message: async () => `the ${FILES} notes to reach b2 once there is room (b2: ${JSON.stringify(folderStatus(await b.status(), 'notes'))})` });
   }, 180_000);
 });
