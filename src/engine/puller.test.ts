@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, lstatSync, statfsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { chunkBuffer } from '../chunker/chunk-file.js';
@@ -657,6 +657,23 @@ describe('a full disk', () => {
     expect(err.message).toMatch(/^not enough free space for big\.bin: it needs 4\.0 MiB, the disk has 4\.0 MiB free and Ferry leaves 41\.\d KiB \(1 % of it\) free$/);
     expect(fetcher.calls).toEqual([]);
     expect(readdirSync(t.root)).toEqual([]);
+  });
+
+  it('a download to resume needs room only for what its temporary file does not hold yet', async () => {
+    const data = seededBytes(3.5 * MiB, 65);
+    const target = recordFor('resume.bin', data, [MiB, MiB, MiB, MiB / 2], remote);
+    fetcher.add(data, target.blocks.slice(0, 2)); // the peer went away after two blocks
+    await expect(puller.apply(target, undefined, false)).rejects.toThrow(/no block/);
+    const temp = abs(tempName('resume.bin'));
+    expect(lstatSync(temp).blocks * 512).toBeGreaterThanOrEqual(2 * MiB);
+    // Now 2 MiB are free: not enough for the whole file, enough for the 1.5 MiB it lacks.
+    const { bavail, bsize } = statfsSync(t.root);
+    writeFileSync(abs('other.bin'), Buffer.alloc(bavail * bsize - 2 * MiB, 2));
+    fetcher.add(data, target.blocks);
+    fetcher.calls.length = 0;
+    await puller.apply(target, undefined, false);
+    expect(readFileSync(abs('resume.bin')).equals(data)).toBe(true);
+    expect(fetcher.calls.map((c) => c.offset)).toEqual([2 * MiB, 3 * MiB]);
   });
 
   it('downloads under way count against the free space', async () => {

@@ -173,11 +173,15 @@ export class Puller {
    * as under way until the returned function is called.
    */
   private reserveSpace(target: FileRecord, temp: string): () => void {
-    const leftover = lstatSync(temp, { throwIfNoEntry: false });
-    const needed = Math.max(0, target.size - (leftover?.isFile() ? leftover.blocks * 512 : 0));
-    if (needed === 0) return () => {};
+    if (target.size === 0) return () => {};
     const { available, keep } = diskSpace(dirname(temp));
     const free = Math.max(0, available - this.reservedBytes);
+    let needed = target.size;
+    if (needed > free - keep) {
+      // What a leftover temporary file (a download to resume) holds is already written.
+      const leftover = lstatSync(temp, { throwIfNoEntry: false });
+      needed = Math.max(0, target.size - (leftover?.isFile() ? leftover.blocks * 512 : 0));
+    }
     if (needed > free - keep) {
       throw new FerryError(
         'NO_SPACE',
