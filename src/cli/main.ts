@@ -26,6 +26,7 @@ import { registerAccountCommands } from './remote/account-commands.js';
 import { registerRemoteCommands } from './remote/remote-commands.js';
 import { failWith, printJson, printLine } from './output.js';
 import { printStatus, statusReport } from './status-command.js';
+import { registerVersionCommands } from './versions-command.js';
 
 const DEFAULT_LISTEN = '0.0.0.0:22100';
 /** How long `status` waits for the running node's own answer before it shows what the node last published. */
@@ -419,6 +420,7 @@ program
     }),
   );
 
+registerVersionCommands(program, action, withStore);
 registerAccountCommands(program, action, openStore);
 registerRemoteCommands(program);
 

@@ -1,12 +1,28 @@
 /**
  * The version area: replaced and deleted files are moved to `.ferry-versions/` inside the
- * folder, under their own relative path with a time stamp (`a/b.txt` becomes
- * `.ferry-versions/a/b~20261121-143005.txt`), and removed after the retention period.
+ * folder, under their own relative path with a time stamp (UTC; `a/b.txt` becomes
+ * `.ferry-versions/a/b~20261121-143005.txt`), and removed after the retention period. They
+ * can be listed and put back (`ferry versions`, `ferry restore`).
  */
-import { mkdirSync, readdirSync, renameSync, rmSync, rmdirSync, lstatSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { constants, copyFileSync, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync, utimesSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { FerryError } from '../core/errors.js';
+import { checkRelativePath } from '../core/paths.js';
+import { FolderPaths } from './folder-paths.js';
 
 export const VERSIONS_DIR = '.ferry-versions';
+
+/** One file in the version area. */
+export interface StoredVersion {
+  /** The file's path in the folder. */
+  readonly path: string;
+  /** When it was replaced or deleted (ms since the epoch, whole seconds). */
+  readonly replacedAtMs: number;
+  readonly size: number;
+  /** Where it is kept, relative to the folder root. */
+  readonly stored: string;
+}
 
 export class Versioner {
   constructor(
@@ -20,6 +36,62 @@ export class Versioner {
     mkdirSync(dirname(target), { recursive: true });
     renameSync(abs, target);
     return target;
+  }
+
+  /** The versions kept of `under` (a file, or everything below a directory; default all), by path, newest first. */
+  list(under = ''): StoredVersion[] {
+    const prefix = under === '' ? '' : checkRelativePath(under);
+    const out: (StoredVersion & { n: number })[] = [];
+    const walk = (dir: string) => {
+      let entries;
+      try {
+        entries = readdirSync(join(this.root, VERSIONS_DIR, dir), { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) {
+        const rel = dir ? `${dir}/${e.name}` : e.name;
+        if (e.isDirectory()) walk(rel);
+        if (!e.isFile()) continue;
+        const parsed = parseVersionName(e.name);
+        if (!parsed) continue;
+        const path = dir ? `${dir}/${parsed.name}` : parsed.name;
+        if (prefix && path !== prefix && !path.startsWith(`${prefix}/`)) continue;
+        const stored = `${VERSIONS_DIR}/${rel}`;
+        out.push({ path, replacedAtMs: parsed.atMs, size: lstatSync(join(this.root, stored)).size, stored, n: parsed.n });
+      }
+    };
+    // Only the directory that can hold `under`'s versions is walked.
+    walk(prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '');
+    out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : b.replacedAtMs - a.replacedAtMs || b.n - a.n));
+    return out.map(({ n: _n, ...v }) => v);
+  }
+
+  /**
+   * Puts a copy of `version` back at its path, as a new edit (modified now), so it syncs to
+   * the other devices. What is at the path now is kept in the version area first (a hard link,
+   * so the path never goes missing: a running node sees one change, not a delete). The version
+   * itself stays where it is. Returns where the replaced file was kept, if there was one.
+   */
+  restore(version: StoredVersion, now = new Date()): { kept?: string } {
+    const abs = new FolderPaths(this.root).resolve(version.path, { createParents: true });
+    const current = lstatSync(abs, { throwIfNoEntry: false });
+    if (current?.isDirectory()) throw new FerryError('ALREADY_EXISTS', `${version.path} is a directory now; move it away to restore the file`);
+    const temp = join(dirname(abs), `.ferry.tmp.restore.${randomBytes(6).toString('hex')}`);
+    try {
+      copyFileSync(join(this.root, version.stored), temp, constants.COPYFILE_EXCL);
+      utimesSync(temp, now, now);
+      let kept: string | undefined;
+      if (current) {
+        kept = this.uniqueTarget(version.path, now);
+        mkdirSync(dirname(kept), { recursive: true });
+        linkSync(abs, kept);
+      }
+      renameSync(temp, abs);
+      return { kept: kept && kept.slice(this.root.length + 1) };
+    } finally {
+      rmSync(temp, { force: true });
+    }
   }
 
   /** Deletes versions older than the retention period; returns how many were removed. */
@@ -73,6 +145,15 @@ export class Versioner {
 
 function formatStamp(d: Date): string {
   return d.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+}
+
+/** `b~20261121-143005-1.txt` → the file's own name `b.txt`, when it was replaced, and the tie-breaker 1. */
+export function parseVersionName(name: string): { name: string; atMs: number; n: number } | undefined {
+  const m = /^(.*)~(\d{8}-\d{6})(?:-(\d+))?(\.[^.]*)?$/.exec(name);
+  const atMs = m ? parseStamp(`~${m[2]}`) : undefined;
+  // A stamp that is no real time (month 13) is no version of Ferry's.
+  if (!m || atMs === undefined || m[1] === '' || formatStamp(new Date(atMs)) !== m[2]) return undefined;
+  return { name: `${m[1]}${m[4] ?? ''}`, atMs, n: Number(m[3] ?? 0) };
 }
 
 function parseStamp(name: string): number | undefined {

@@ -418,3 +418,41 @@ describe('ferry command line', () => {
     expect(parseJsonOutput<{ versionsKeepDays: number; rescanSeconds: number }[]>(await n.ferryOk('folder', 'list', '--json'))[0]).toMatchObject({ versionsKeepDays: 1, rescanSeconds: 60 });
   }, 60_000);
 });
+
+describe('the version area from the command line', () => {
+  it('lists what sync replaced, and restores it as a new edit that reaches the peer; refuses what it cannot do', async () => {
+    const [a, b] = await runningPair(['vera', 'verb'], 'kept');
+    await writeFile(a.file('kept', 'notes/plan.txt'), 'the first plan\n');
+    await waitForContent(b, 'kept', 'notes/plan.txt', 'the first plan\n');
+    await writeFile(a.file('kept', 'notes/plan.txt'), 'a worse plan\n');
+    await waitForContent(b, 'kept', 'notes/plan.txt', 'a worse plan\n');
+
+    const listed = parseJsonOutput<{ path: string; size: number; stored: string; replacedAt: string }[]>(await b.ferryOk('versions', 'kept', '--json'));
+    expect(listed).toEqual([{ path: 'notes/plan.txt', size: 15, stored: expect.stringMatching(/^\.ferry-versions\/notes\/plan~\d{8}-\d{6}\.txt$/), replacedAt: expect.any(String), replacedAtMs: expect.any(Number) }]);
+    const when = listed[0]!.replacedAt.slice(0, 19).replace('T', ' ');
+    expect((await b.ferryOk('versions', 'kept', 'notes')).stdout).toBe(`${when} UTC  ${'15 B'.padStart(10)}  notes/plan.txt\n`);
+
+    const restored = await b.ferryOk('restore', 'kept', 'notes/plan.txt', '--at', when);
+    expect(restored.stdout).toMatch(new RegExp(`^Restored notes/plan.txt as it was until ${when} UTC; what was there is kept as \\.ferry-versions/notes/plan~\\d{8}-\\d{6}(-1)?\\.txt\\n$`));
+    expect(readFileSync(b.file('kept', 'notes/plan.txt'), 'utf8')).toBe('the first plan\n');
+    await waitForContent(a, 'kept', 'notes/plan.txt', 'the first plan\n');
+    // Both sides keep the worse plan too: B as the file it restored over, A as the file sync replaced.
+    for (const n of [a, b]) {
+      const kept = parseJsonOutput<{ stored: string }[]>(await n.ferryOk('versions', 'kept', 'notes/plan.txt', '--json'));
+      expect(kept.map((v) => readFileSync(path.join(n.folderPath('kept'), v.stored), 'utf8'))).toContain('a worse plan\n');
+    }
+
+    for (const [args, code] of [
+      [['restore', 'kept', 'notes/never.txt'], 'NOT_FOUND'],
+      [['restore', 'kept', 'notes/plan.txt', '--at', '1999-01-01'], 'NOT_FOUND'],
+      [['restore', 'kept', 'notes/plan.txt', '--at', 'yesterday'], 'INVALID_CONFIG'],
+      [['restore', 'kept', '../escape.txt'], 'INVALID_PATH'],
+      [['versions', 'nope'], 'UNKNOWN_FOLDER'],
+    ] as const) {
+      const r = await b.ferry(...args, '--json');
+      expect(r.code, describeRun(r, `${args.join(' ')} must fail`)).not.toBe(0);
+      expect(jsonError(r).code, describeRun(r, args.join(' '))).toBe(code);
+    }
+    expect(readFileSync(b.file('kept', 'notes/plan.txt'), 'utf8')).toBe('the first plan\n');
+  }, 90_000);
+});
