@@ -26,7 +26,7 @@ export interface StoredVersion {
 
 export class Versioner {
   constructor(
-    private readonly root: string,
+    readonly root: string,
     private readonly keepDays: number,
   ) {}
 

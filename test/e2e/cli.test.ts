@@ -454,5 +454,17 @@ describe('the version area from the command line', () => {
       expect(jsonError(r).code, describeRun(r, args.join(' '))).toBe(code);
     }
     expect(readFileSync(b.file('kept', 'notes/plan.txt'), 'utf8')).toBe('the first plan\n');
+
+    // A directory deleted on the peer comes back whole; a file there now is left alone.
+    await writeFile(a.file('kept', 'trip/day1.txt'), 'beach\n');
+    await writeFile(a.file('kept', 'trip/photos/p1.txt'), 'sunset\n');
+    await waitForContent(b, 'kept', 'trip/photos/p1.txt', 'sunset\n');
+    rmSync(a.folderPath('kept') + '/trip', { recursive: true });
+    await waitFor(async () => !(await exists(b.file('kept', 'trip'))), { message: 'trip/ to be deleted on B' });
+    await writeFile(b.file('kept', 'trip/day1.txt'), 'written again meanwhile\n');
+    const undeleted = parseJsonOutput<{ restored: { path: string }[]; skipped: string[] }>(await b.ferryOk('restore', 'kept', 'trip', '--json'));
+    expect(undeleted).toMatchObject({ restored: [{ path: 'trip/photos/p1.txt' }], skipped: ['trip/day1.txt'] });
+    await waitForContent(a, 'kept', 'trip/photos/p1.txt', 'sunset\n');
+    await waitForContent(a, 'kept', 'trip/day1.txt', 'written again meanwhile\n');
   }, 90_000);
 });
