@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { STATUS_KEY, type NodeRuntimeStatus } from '../daemon/node-status.js';
+import type { FolderStatus } from '../engine/folder-sync.js';
 import { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import { statusReport } from './status-command.js';
 
@@ -20,7 +21,7 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const folderNow = { state: 'syncing', needFiles: 2, needBytes: 2048, completion: 40, localFiles: 1, localBytes: 10, errors: [{ path: 'big.bin', message: 'not enough free space' }], conflicts: [] } as const;
+const folderNow: FolderStatus = { state: 'syncing', needFiles: 2, needBytes: 2048, completion: 40, localFiles: 1, localBytes: 10, errors: [{ path: 'big.bin', message: 'not enough free space' }], conflicts: [] };
 const runtime = (heartbeat: number): NodeRuntimeStatus => ({
   pid: process.pid, running: true, listen: '127.0.0.1:22100', startedAt: '2026-12-07T10:00:00.000Z', heartbeat, folders: { docs: folderNow }, peers: {},
 });

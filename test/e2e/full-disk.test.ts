@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { folderStatus, MiB, sha256File, sleep, useCluster, waitFor, withLogsOnError, writeFile, writeRandomFile, type FerryNode } from './harness.js';
+import { fillDisk, folderStatus, MiB, mountSmallDisk, sha256File, sleep, useCluster, waitFor, withLogsOnError, writeFile, writeRandomFile, type FerryNode } from './harness.js';
 
 const cluster = useCluster('full-disk');
 const FOLDER = 'docs';
@@ -21,32 +21,6 @@ afterAll(async () => {
   for (const n of (await cluster.ready).nodes) await n.shutdown();
   for (const m of mounts) execFileSync('umount', [m]);
 });
-
-/** Mounts a tmpfs of `size` bytes at `dir` (made first). */
-async function smallDisk(dir: string, size: number): Promise<void> {
-  await fsp.mkdir(dir, { recursive: true });
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
-  } catch (err) {
-    throw new Error(`cannot mount the ${size / MiB} MiB tmpfs this test needs at ${dir} (it must run as root): ${(err as { stderr?: Buffer }).stderr?.toString().trim() || String(err)}`);
-  }
-  mounts.push(dir);
-}
-
-/** Fills the disk of `dir` with one file until not one more page fits; returns its path. */
-async function fillDisk(dir: string): Promise<string> {
-  const filler = path.join(dir, 'filler.bin');
-  const chunk = Buffer.alloc(64 * 1024, 7);
-  const fh = await fsp.open(filler, 'w');
-  try {
-    for (;;) await fh.write(chunk);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-  } finally {
-    await fh.close();
-  }
-  return filler;
-}
 
 async function freeBytes(dir: string): Promise<number> {
   const s = await fsp.statfs(dir);
@@ -62,7 +36,8 @@ describe('a receiver with a full disk', () => {
     await withLogsOnError(c, async () => {
       a = await c.createNode('a');
       b = await c.createNode('b');
-      await smallDisk(b.folderPath(FOLDER), DISK);
+      await mountSmallDisk(b.folderPath(FOLDER), DISK);
+      mounts.push(b.folderPath(FOLDER));
       await a.addFolder(FOLDER);
       await b.addFolder(FOLDER);
       for (const [name, size] of [['mid.bin', 4 * MiB], ['big.bin', 24 * MiB]] as const) sums.set(name, await writeRandomFile(a.file(FOLDER, name), size));
@@ -111,7 +86,8 @@ describe('a receiver with a full disk', () => {
     const FILES = 40;
     await withLogsOnError(c, async () => {
       // Everything of b2 (home with its index, folder, log) on one small disk.
-      await smallDisk(path.join(c.root, 'b2'), 32 * MiB);
+      await mountSmallDisk(path.join(c.root, 'b2'), 32 * MiB);
+      mounts.push(path.join(c.root, 'b2'));
       a = await c.createNode('a2');
       b = await c.createNode('b2');
       for (const n of [a, b]) await n.addFolder('notes');
@@ -123,7 +99,8 @@ describe('a receiver with a full disk', () => {
     await writeFile(a.file('notes', 'first.txt'), 'before the disk filled up\n');
     await waitFor(async () => (await fsp.readFile(b.file('notes', 'first.txt'), 'utf8').catch(() => '')) === 'before the disk filled up\n', { message: 'first.txt to reach b2' });
 
-    const filler = await fillDisk(b.dir);
+    const filler = path.join(b.dir, 'filler.bin');
+    await fillDisk(filler);
     const texts = Array.from({ length: FILES }, (_, i) => `note ${i}: ${'x'.repeat(3000)}\n`);
     for (const [i, t] of texts.entries()) await writeFile(a.file('notes', `n${i}.txt`), t);
     await waitFor(async () => (await fsp.readFile(b.logPath, 'utf8')).includes('cannot take in a message from peer'), { message: 'b2 to fail to store the new index' });

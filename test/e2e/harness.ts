@@ -10,7 +10,7 @@
  * Every node's stdout/stderr goes to `<node dir>/node.log` (appended over restarts); when a test
  * fails the tail of every node's log is printed. Set FERRY_E2E_KEEP=1 to keep the temp dir.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, closeSync, openSync, writeSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -257,7 +257,7 @@ export function parseJsonOutput<T = unknown>(r: RunResult, stream: 'stdout' | 's
 export interface FolderStatus {
   id: string;
   path: string;
-  state: 'scanning' | 'syncing' | 'idle' | 'error' | 'stopped';
+  state: 'scanning' | 'syncing' | 'idle' | 'error' | 'stopped' | 'paused';
   inSync: boolean;
   completion: number;
   needFiles: number;
@@ -860,4 +860,30 @@ export async function filesWithHashes(dir: string): Promise<{ path: string; hash
   }
   await walk(dir);
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small disks (tests that run as root, as the CI does)
+
+/** Mounts a tmpfs of `size` bytes at `dir` (made first); the caller unmounts it after stopping the nodes that use it. */
+export async function mountSmallDisk(dir: string, size: number): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true });
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
+  } catch (err) {
+    throw new Error(`cannot mount the ${size / MiB} MiB tmpfs this test needs at ${dir} (it must run as root): ${(err as { stderr?: Buffer }).stderr?.toString().trim() || String(err)}`);
+  }
+}
+
+/** Writes `file` until its disk is full (not one more 64 KiB fits). */
+export async function fillDisk(file: string): Promise<void> {
+  const fh = await fsp.open(file, 'w');
+  const chunk = Buffer.alloc(64 * 1024, 0x5a);
+  try {
+    for (;;) await fh.write(chunk);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  } finally {
+    await fh.close();
+  }
 }

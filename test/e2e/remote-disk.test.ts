@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FERRY_BIN, MiB, REPO_ROOT, exists, sha256File, treeSnapshot, useCluster, waitFor, writeRandomFile } from './harness.js';
+import { FERRY_BIN, MiB, REPO_ROOT, exists, fillDisk, mountSmallDisk, sha256File, treeSnapshot, useCluster, waitFor, writeRandomFile } from './harness.js';
 import { errorOf, startRemoteNode, type RemoteNode } from './remote-helpers.js';
 
 const cluster = useCluster('remote-disk');
@@ -21,12 +21,7 @@ let disk: string | undefined;
 beforeAll(async () => {
   r = await startRemoteNode(await cluster.ready, 'small', ['docs'], async (node) => {
     const dir = path.dirname(node.folderPath('docs'));
-    await fsp.mkdir(dir, { recursive: true });
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${DISK}`, 'tmpfs', dir], { stdio: 'pipe' });
-    } catch (err) {
-      throw new Error(`cannot mount the ${DISK / MiB} MiB tmpfs this test needs at ${dir} (it must run as root): ${(err as { stderr?: Buffer }).stderr?.toString().trim() || String(err)}`);
-    }
+    await mountSmallDisk(dir, DISK);
     disk = dir;
   });
 }, 120_000);
@@ -114,17 +109,4 @@ async function writeFixture(name: string, text: string): Promise<string> {
   await fsp.mkdir(path.dirname(file), { recursive: true });
   await fsp.writeFile(file, text);
   return file;
-}
-
-/** Writes `file` until the disk is full. */
-async function fillDisk(file: string): Promise<void> {
-  const fh = await fsp.open(file, 'w');
-  const chunk = Buffer.alloc(256 * 1024, 0x5a);
-  try {
-    for (;;) await fh.write(chunk);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-  } finally {
-    await fh.close();
-  }
 }
