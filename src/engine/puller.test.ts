@@ -676,6 +676,33 @@ describe('a full disk', () => {
     expect(fetcher.calls.map((c) => c.offset)).toEqual([2 * MiB, 3 * MiB]);
   });
 
+  it('the oldest versions make way for a download that would not fit otherwise, as few as needed', async () => {
+    const archive = (rel: string, bytes: number, iso: string) => {
+      writeFileSync(abs(rel), Buffer.alloc(bytes, 3));
+      t.ctx.versioner.archive(abs(rel), rel, new Date(iso));
+    };
+    archive('old.bin', MiB, '2026-11-01T00:00:00Z');
+    archive('older.bin', MiB, '2026-10-01T00:00:00Z');
+    archive('newer.bin', MiB, '2026-12-01T00:00:00Z');
+    const data = seededBytes(1.5 * MiB, 66); // ~1 MiB free: one version must go, the oldest
+    const target = recordFor('new.bin', data, [data.length], remote);
+    fetcher.add(data, target.blocks);
+    await puller.apply(target, undefined, false);
+    expect(readFileSync(abs('new.bin')).equals(data)).toBe(true);
+    expect(t.ctx.versioner.list().map((v) => v.path)).toEqual(['newer.bin', 'old.bin']);
+    expect(t.logger.lines.filter((l) => l.level === 'info').map((l) => [l.msg, (l.obj as { removed: number }).removed])).toEqual([
+      ['removed the oldest versions of the version area to make room for a download', 1],
+    ]);
+
+    // When even all of them would not make room, none goes, and the download is refused.
+    const huge = seededBytes(3.5 * MiB, 67);
+    const tooBig = recordFor('huge.bin', huge, [huge.length], remote);
+    fetcher.add(huge, tooBig.blocks);
+    await expectRejectCode(puller.apply(tooBig, undefined, false), 'NO_SPACE');
+    expect(existsSync(abs('huge.bin'))).toBe(false);
+    expect(t.ctx.versioner.list().map((v) => v.path)).toEqual(['newer.bin', 'old.bin']);
+  });
+
   it('downloads under way count against the free space', async () => {
     const first = seededBytes(2 * MiB, 62);
     const second = seededBytes(2 * MiB, 63);

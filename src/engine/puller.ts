@@ -169,19 +169,21 @@ export class Puller {
 
   /**
    * Checks that `target` fits on the disk beside the downloads already under way, leaving the
-   * reserve free (NO_SPACE otherwise: nothing is written, nothing is fetched), and counts it
-   * as under way until the returned function is called.
+   * reserve free, after removing the oldest versions if that makes it fit (NO_SPACE otherwise:
+   * nothing is written, nothing is fetched), and counts it as under way until the returned
+   * function is called.
    */
   private reserveSpace(target: FileRecord, temp: string): () => void {
     if (target.size === 0) return () => {};
     const { available, keep } = diskSpace(dirname(temp));
-    const free = Math.max(0, available - this.reservedBytes);
+    let free = Math.max(0, available - this.reservedBytes);
     let needed = target.size;
     if (needed > free - keep) {
       // What a leftover temporary file (a download to resume) holds is already written.
       const leftover = lstatSync(temp, { throwIfNoEntry: false });
       needed = Math.max(0, target.size - (leftover?.isFile() ? leftover.blocks * 512 : 0));
     }
+    if (needed > free - keep) free = this.makeRoom(target.path, needed - (free - keep), dirname(temp));
     if (needed > free - keep) {
       throw new FerryError(
         'NO_SPACE',
@@ -192,6 +194,16 @@ export class Puller {
     return () => {
       this.reservedBytes -= needed;
     };
+  }
+
+  /**
+   * Removes the oldest versions of the folder's version area to free `shortfall` bytes for a
+   * download; returns the free space after that (less the downloads under way).
+   */
+  private makeRoom(path: string, shortfall: number, dir: string): number {
+    const { removed, freed } = this.ctx.versioner.makeRoom(shortfall);
+    if (removed > 0) this.ctx.logger.info({ path, removed, freed }, 'removed the oldest versions of the version area to make room for a download');
+    return Math.max(0, diskSpace(dir).available - this.reservedBytes);
   }
 
   /** The body of `assemble`: returns the stat of the finished temporary file. */

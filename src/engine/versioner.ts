@@ -94,6 +94,32 @@ export class Versioner {
     }
   }
 
+  /**
+   * Deletes the oldest versions, whatever their age, until `bytes` of disk space are freed:
+   * sync must not stall because of Ferry's own safety copies (Nextcloud expires versions the
+   * same way when space runs short). When all of them would not free that much, none goes.
+   * Returns what went.
+   */
+  makeRoom(bytes: number): { removed: number; freed: number } {
+    const oldestFirst = this.list()
+      .sort((a, b) => a.replacedAtMs - b.replacedAtMs)
+      .map((v) => {
+        const st = lstatSync(join(this.root, v.stored), { throwIfNoEntry: false });
+        // A version linked elsewhere too (see restore) frees nothing.
+        return { abs: join(this.root, v.stored), frees: st && st.nlink === 1 ? st.blocks * 512 : 0 };
+      });
+    if (oldestFirst.reduce((sum, v) => sum + v.frees, 0) < bytes) return { removed: 0, freed: 0 };
+    let removed = 0;
+    let freed = 0;
+    for (const v of oldestFirst) {
+      if (freed >= bytes) break;
+      rmSync(v.abs, { force: true });
+      removed++;
+      freed += v.frees;
+    }
+    return { removed, freed };
+  }
+
   /** Deletes versions older than the retention period; returns how many were removed. */
   prune(now = Date.now()): number {
     const cutoff = now - this.keepDays * 86_400_000;
