@@ -272,7 +272,7 @@ export class FerryTool {
   describe() {
     return 'Ferry (this checkout): two nodes, own homes, `bin/ferry.js start --listen 127.0.0.1:PORT` (with the memory settings of its shebang), folders and peers set up '
       + 'with `folder add` / `peer add` before start. The change is only made on disk; Ferry\'s watcher must find it. '
-      + 'Done = the file data is on B (polled on disk; `status` can be up to 1 s old), then confirmed untimed with '
+      + 'Done = the file data is on B (polled on disk), then confirmed untimed with '
       + '`status --json` (inSync, needFiles 0). Wire bytes = delta of B\'s peers[].bytesIn+bytesOut from `status --json`.';
   }
   src(f) { return path.join(this.root, 'a', f); }
@@ -368,7 +368,7 @@ export class FerryTool {
       const p = (await this.status(b)).peers?.find((x) => x.deviceId === a.id);
       return p ? p.bytesIn + p.bytesOut : NaN;
     };
-    // The status a running node reports can be up to 1 s old: read until two reads 1.1 s apart agree.
+    // Late replies and index updates still move the counters after the data is on disk: read until two reads 1.1 s apart agree.
     let prev = await read();
     for (let i = 0; i < 5; i++) {
       await sleep(1100);
