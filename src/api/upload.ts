@@ -23,11 +23,12 @@
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, lstat, open, readdir, rename, rm, stat, statfs, utimes } from 'node:fs/promises';
+import { link, lstat, open, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { diskSpace } from '../core/disk-space.js';
 import { FolderPaths } from '../engine/folder-paths.js';
 import { Versioner } from '../engine/versioner.js';
 import type { FolderConfig } from '../index-store/config-types.js';
@@ -260,8 +261,11 @@ export async function checkUploadable(services: ApiServices, cfg: FolderConfig, 
   if (size > maxBytes) throw new ApiError('TOO_LARGE', `the upload (${size} bytes) is larger than this node accepts (${maxBytes} bytes)`);
   const paths = new FolderPaths(cfg.path);
   await checkUploadTarget(paths, cfg, path);
-  const fs = await statfs(cfg.path);
-  if (toCome > fs.bavail * fs.bsize) throw new ApiError('INSUFFICIENT_STORAGE', `not enough free space on the node for ${toCome} bytes`);
+  // The same rule as sync's downloads: 1 % of the disk stays free (the node's index needs it too).
+  const { available, keep } = diskSpace(cfg.path);
+  if (toCome > available - keep) {
+    throw new ApiError('INSUFFICIENT_STORAGE', `not enough free space on the node for ${toCome} bytes (${Math.max(0, available)} free, of which the node leaves ${keep} free)`);
+  }
   return paths;
 }
 

@@ -59,6 +59,12 @@ describe('remote uploads to a full disk', () => {
       expect(plain.code).toBe(1);
       expect(plain.stderr).toMatch(/^ferry: not enough free space/);
     }
+    // One that would fit, but not with the 1 % the node leaves free (245 KiB of this disk).
+    const almost = path.join(r.scratch, 'almost', 'almost.bin');
+    await writeRandomFile(almost, free - 100 * 1024);
+    const put = await r.cli.run(r.alice, ['put', almost, 'docs/', '--json']);
+    expect(put.code).toBe(1);
+    expect(errorOf(put)).toEqual({ code: 'INSUFFICIENT_STORAGE', message: expect.stringMatching(/of which the node leaves 2516\d\d free\)$/) });
     expect(await treeSnapshot(r.node.folderPath('docs'))).toEqual(before);
     expect(await folderEntries()).toEqual(entries);
     expect(await freeBytes()).toBe(free);
