@@ -459,6 +459,19 @@ describe('invalid names', () => {
     expect(again.errors.map((e) => e.path).sort()).toEqual(errs);
   });
 
+  it('a name that is not valid UTF-8 is reported as an error (full scan and watcher path), not skipped silently', async () => {
+    write('ok.txt', 'fine', { mtime: OLD });
+    const raw = Buffer.concat([Buffer.from(t.root + '/bad'), Buffer.from([0xff]), Buffer.from('name.txt')]);
+    writeFileSync(raw, 'a Latin-1 name');
+    const result = await scanner.scanAll();
+    expect(livePaths()).toEqual(['ok.txt']);
+    expect(result.errors).toEqual([{ path: 'bad\uFFFDname.txt', message: expect.stringMatching(/^name is not valid UTF-8 .*not synced: rename it$/) }]);
+    // As the watcher would report it: still an error, and not taken for a deletion.
+    const reported = await scanner.scanPaths(['bad\uFFFDname.txt']);
+    expect(reported.changed).toEqual([]);
+    expect(reported.errors.map((e) => e.path)).toEqual(['bad\uFFFDname.txt']);
+  });
+
   it('a file renamed to a non-NFC name is not treated as a deletion of anything else', async () => {
     write('x.txt', 'x', { mtime: OLD });
     await scanner.scanAll();

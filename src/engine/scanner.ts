@@ -357,7 +357,12 @@ class Walk {
       if (!isGone(err)) this.skip(path, `cannot stat: ${errorMessage(err)}`);
       return;
     }
-    if (!stat) return;
+    if (!stat) {
+      // readdir gives a name that is not valid UTF-8 with U+FFFD for its bad bytes, and no
+      // entry has that name: without this it would be skipped without a word.
+      if (path.includes('\uFFFD')) this.skip(path, NOT_UTF8);
+      return;
+    }
     const type: FileType | undefined = stat.isFile() ? 'file' : stat.isDirectory() ? 'dir' : stat.isSymbolicLink() ? 'symlink' : undefined;
     if (!type) return; // sockets, FIFOs, devices: not synced
     if (this.ctx.ignore.ignores(path, type === 'dir')) {
@@ -483,6 +488,7 @@ export function sameStat(a: StatKey, b: StatKey): boolean {
 }
 
 const NOT_NFC = 'name is not in Unicode NFC form; not synced';
+const NOT_UTF8 = 'name is not valid UTF-8 (shown with \uFFFD for the bytes that are not); not synced: rename it';
 const PLAIN_NAME = /^[\x20-\x2e\x30-\x5b\x5d-\x7e]+$/;
 
 /**
