@@ -1,8 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { blockOffsets } from '../core/file-record.js';
-import { FolderSync } from './folder-sync.js';
+import { FolderSync, pullErrorMessage } from './folder-sync.js';
 import { Scanner } from './scanner.js';
 import { fileRecord, makeTestFolder, recordFor, seededBytes, soloFolderSync, type TestFolder } from './test-support.js';
 import { FolderWatcher } from './watcher.js';
@@ -303,5 +304,39 @@ describe('a pull that keeps failing', () => {
     await folder.settle();
     expect(folder.status().errors).toEqual([{ path: 'later.bin', message: 'peer gone' }]);
     expect(timers.slice(before).map((x) => x.ms)).toEqual([5000]);
+  });
+});
+
+describe('what a failed pull says', () => {
+  it('names the directory and what to check for the usual local causes; other errors as they are', () => {
+    const root = '/home/u/Docs';
+    const at = (code: string, path?: string) => Object.assign(new Error(`${code}: operation failed, open '${path}'`), { code, path });
+    expect(pullErrorMessage(at('EPERM', `${root}/photos/2026/.ferry.tmp.0123456789abcdef`), root)).toBe('no permission to write in photos/2026 (EPERM): check its owner, mode and attributes (chattr)');
+    expect(pullErrorMessage(at('EACCES', `${root}/.ferry.tmp.0123456789abcdef`), root)).toBe("no permission to write in the folder's top directory (EACCES): check its owner, mode and attributes (chattr)");
+    expect(pullErrorMessage(at('EROFS', `${root}/a/.ferry.tmp.0123456789abcdef`), root)).toBe("the folder's disk is read-only (EROFS)");
+    expect(pullErrorMessage(at('EIO', `${root}/a/b`), root)).toBe(`EIO: operation failed, open '${root}/a/b'`);
+  });
+
+  it('a directory that cannot be written (immutable) shows up in status that way', async () => {
+    await folder.stop();
+    const data = seededBytes(500, 90);
+    const record = recordFor('locked/new.txt', data, [data.length], { version: { REMOTE1: 1 }, modifiedBy: 'REMOTE1', sequence: 1 });
+    mkdirSync(join(t.root, 'locked'));
+    execFileSync('chattr', ['+i', join(t.root, 'locked')]);
+    try {
+      folder = new FolderSync(t.ctx, {
+        devices: () => ['REMOTE1'],
+        fetchBlock: () => ({ fetch: async () => ({ data, from: 'REMOTE1' }) }),
+        onLocalChange: () => undefined,
+        rescanSeconds: 3600,
+        watch: false,
+      });
+      t.store.putRemote('f1', 'REMOTE1', [record]);
+      await folder.start();
+      await folder.settle();
+      expect(folder.status().errors).toEqual([{ path: 'locked/new.txt', message: 'no permission to write in locked (EPERM): check its owner, mode and attributes (chattr)' }]);
+    } finally {
+      execFileSync('chattr', ['-i', join(t.root, 'locked')]);
+    }
   });
 });

@@ -6,7 +6,7 @@
  */
 import { closeSync, fstatSync, openSync, rmSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
 import { errorMessage, FerryError, isFerryError } from '../core/errors.js';
 import type { FileRecord } from '../core/file-record.js';
@@ -617,7 +617,7 @@ export class FolderSync {
       this.evaluate(path);
       return false;
     }
-    const message = errorMessage(err);
+    const message = pullErrorMessage(err, this.ctx.root);
     // The same kind of failure as last time (its numbers may differ: free space) is not news.
     const kind = err instanceof FerryError ? err.code : message;
     const again = this.errors.get(path)?.kind === kind;
@@ -645,4 +645,17 @@ export class FolderSync {
     this.evaluate(path);
     return true;
   }
+}
+
+/**
+ * What `status` and the log say of a failed pull. The system's own words for the usual local
+ * causes name the temporary file Ferry was creating; the user needs the directory and what to do.
+ */
+export function pullErrorMessage(err: unknown, root: string): string {
+  const { code, path } = (err ?? {}) as NodeJS.ErrnoException;
+  const where = typeof path === 'string' && path.startsWith(`${root}/`) ? dirname(path.slice(root.length + 1)) : undefined;
+  const dir = where === undefined ? 'the folder' : where === '.' ? "the folder's top directory" : where;
+  if (code === 'EACCES' || code === 'EPERM') return `no permission to write in ${dir} (${code}): check its owner, mode and attributes (chattr)`;
+  if (code === 'EROFS') return `the folder's disk is read-only (${code})`;
+  return errorMessage(err);
 }
