@@ -173,6 +173,57 @@ function formatStamp(d: Date): string {
   return d.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 }
 
+export interface RestoreResult {
+  readonly restored: { path: string; from: string; replacedAt: string; kept: string | null }[];
+  /** Files under a restored directory left alone because they are there now. */
+  readonly skipped: string[];
+}
+
+/**
+ * `ferry restore` and the API's restore: a file with versions gets its newest one back, or the
+ * one whose time (UTC digits, `2026-12-07 18:13:48` or a prefix such as `2026-12-07`) matches
+ * `at`; a directory gets back every file under it that is missing now. NOT_FOUND when nothing
+ * matches, INVALID_CONFIG for a malformed `at`.
+ */
+export function restorePath(versioner: Versioner, path: string, at?: string): RestoreResult {
+  const digits = at === undefined ? undefined : timeDigits(at);
+  const matches = (v: StoredVersion) => digits === undefined || new Date(v.replacedAtMs).toISOString().replace(/\D/g, '').startsWith(digits);
+  const entry = (v: StoredVersion, kept: string | undefined) => ({ path: v.path, from: v.stored, replacedAt: new Date(v.replacedAtMs).toISOString(), kept: kept ?? null });
+  const all = versioner.list(path);
+  const own = all.filter((v) => v.path === path);
+  if (own.length > 0 || all.length === 0) {
+    if (own.length === 0) throw new FerryError('NOT_FOUND', `no versions of ${path} are kept`);
+    const chosen = own.find(matches);
+    if (!chosen) throw new FerryError('NOT_FOUND', `no version of ${path} replaced at ${at} (UTC); kept: ${own.map((v) => new Date(v.replacedAtMs).toISOString()).join(', ')}`);
+    return { restored: [entry(chosen, versioner.restore(chosen).kept)], skipped: [] };
+  }
+  // A directory: what was deleted under it comes back; files there now stay as they are.
+  const restored: RestoreResult['restored'] = [];
+  const skipped: string[] = [];
+  const byPath = new Map<string, StoredVersion[]>();
+  for (const v of all) byPath.set(v.path, [...(byPath.get(v.path) ?? []), v]);
+  for (const [file, versions] of byPath) {
+    if (lstatSync(join(versioner.root, file), { throwIfNoEntry: false })) {
+      skipped.push(file);
+      continue;
+    }
+    const chosen = versions.find(matches);
+    if (chosen) restored.push(entry(chosen, versioner.restore(chosen).kept));
+  }
+  if (restored.length === 0) {
+    throw new FerryError('NOT_FOUND', `nothing to restore under ${path}${at ? ` replaced at ${at} (UTC)` : ''}: ${skipped.length} file(s) with versions are there now`);
+  }
+  return { restored, skipped };
+}
+
+function timeDigits(at: string): string {
+  const digits = at.replace(/\D/g, '');
+  if (digits.length < 8 || digits.length > 14) {
+    throw new FerryError('INVALID_CONFIG', `--at ${JSON.stringify(at)}: give a time as \`ferry versions\` prints it, e.g. 2026-12-07 18:13:48 or just 2026-12-07`);
+  }
+  return digits;
+}
+
 /** `b~20261121-143005-1.txt` → the file's own name `b.txt`, when it was replaced, and the tie-breaker 1. */
 export function parseVersionName(name: string): { name: string; atMs: number; n: number } | undefined {
   const m = /^(.*)~(\d{8}-\d{6})(?:-(\d+))?(\.[^.]*)?$/.exec(name);
