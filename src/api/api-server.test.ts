@@ -87,7 +87,7 @@ describe('REST API', () => {
     const r = await call('GET', '/api/v1/openapi.json');
     expect(r.status).toBe(200);
     expect(r.json.openapi).toMatch(/^3\./);
-    for (const p of ['/login', '/logout', '/me', '/folders', '/files/{path}', '/content/{path}', '/hash/{path}', '/blocks/{path}', '/uploads/{path}', '/upload-plan/{path}', '/mkdir/{path}', '/move/{path}', '/search', '/audit']) expect(r.json.paths).toHaveProperty([p]);
+    for (const p of ['/login', '/logout', '/me', '/folders', '/files/{path}', '/content/{path}', '/hash/{path}', '/blocks/{path}', '/uploads/{path}', '/upload-plan/{path}', '/mkdir/{path}', '/move/{path}', '/versions/{path}', '/restore/{path}', '/search', '/audit']) expect(r.json.paths).toHaveProperty([p]);
     // Every error code the API can send is in the schema.
     expect(r.json.components.schemas.Error.properties.error.properties.code.enum).toEqual(expect.arrayContaining(['INVALID_PATH', 'HASH_MISMATCH', 'FORBIDDEN', 'RATE_LIMITED']));
     expect(Object.keys(r.json.paths['/content/{path}'])).toEqual(expect.arrayContaining(['get', 'put', 'delete']));
@@ -368,6 +368,48 @@ describe('REST API', () => {
     expect(ok.status).toBe(200);
     expect(existsSync(join(root, 'doomed.txt'))).toBe(false);
     expect(readdirSync(join(root, '.ferry-versions')).some((n) => n.startsWith('doomed~'))).toBe(true);
+  });
+
+  it('lists the version area and restores from it: a file, or what is missing under a directory; refusals change nothing', async () => {
+    writeFileSync(join(root, 'undo.txt'), 'first');
+    expect((await call('DELETE', '/api/v1/content/docs/undo.txt', { token: aliceToken })).status).toBe(200);
+    const listed = await call('GET', '/api/v1/versions/docs', { token: bobToken }); // read access is enough to list
+    expect(listed.status).toBe(200);
+    const undo = listed.json.versions.filter((v: { path: string }) => v.path === 'undo.txt');
+    expect(undo).toEqual([{ path: 'undo.txt', replacedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/), size: 5 }]);
+
+    const before = tree();
+    for (const [token, url, status, code] of [
+      [bobToken, '/api/v1/restore/docs/undo.txt', 403, 'FORBIDDEN'],
+      [aliceToken, '/api/v1/restore/docs/never.txt', 404, 'NOT_FOUND'],
+      [aliceToken, '/api/v1/restore/docs/undo.txt?at=1999-01-01', 404, 'NOT_FOUND'],
+      [aliceToken, '/api/v1/restore/docs/undo.txt?at=soon', 400, 'INVALID_REQUEST'],
+      [aliceToken, '/api/v1/restore/docs/../x', 400, 'INVALID_PATH'],
+      [aliceToken, '/api/v1/restore/private/undo.txt', 404, 'UNKNOWN_FOLDER'],
+    ] as const) {
+      const r = await call('POST', url, { token });
+      expect([r.status, r.json?.error?.code], url).toEqual([status, code]);
+    }
+    expect(tree()).toEqual(before);
+
+    changed.length = 0;
+    const restored = await call('POST', `/api/v1/restore/docs/undo.txt?at=${encodeURIComponent(undo[0].replacedAt)}`, { token: aliceToken });
+    expect(restored.status).toBe(200);
+    expect(restored.json).toEqual({ folder: 'docs', restored: [{ path: 'undo.txt', replacedAt: undo[0].replacedAt }], skipped: [] });
+    expect(readFileSync(join(root, 'undo.txt'), 'utf8')).toBe('first');
+    expect(changed).toEqual([['undo.txt']]);
+
+    // A directory deleted whole comes back; a file there now stays as it is.
+    writeFileSync(join(root, 'sub', 'a.txt'), 'a');
+    writeFileSync(join(root, 'sub', 'b.txt'), 'b');
+    for (const f of ['a.txt', 'b.txt']) expect((await call('DELETE', `/api/v1/content/docs/sub/${f}`, { token: aliceToken })).status).toBe(200);
+    writeFileSync(join(root, 'sub', 'b.txt'), 'b again');
+    const dir = await call('POST', '/api/v1/restore/docs/sub', { token: aliceToken });
+    expect(dir.status).toBe(200);
+    expect(dir.json.restored.map((r: { path: string }) => r.path)).toEqual(['sub/a.txt']);
+    expect(dir.json.skipped).toEqual(['sub/b.txt']);
+    expect(readFileSync(join(root, 'sub', 'a.txt'), 'utf8')).toBe('a');
+    expect(readFileSync(join(root, 'sub', 'b.txt'), 'utf8')).toBe('b again');
   });
 
   it('keeps an audit log of writes, downloads and refusals, filtered by user and path', async () => {

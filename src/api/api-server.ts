@@ -3,7 +3,7 @@
  * request). It authenticates each request (Bearer token; POST /login trades a password for
  * one), checks the folder permission, validates every path before touching the disk, and
  * records who did what in the audit log. Routes live in account-routes.ts, file-routes.ts,
- * content-routes.ts, upload.ts, tree-routes.ts and search-routes.ts; request-context.ts has
+ * content-routes.ts, upload.ts, tree-routes.ts, search-routes.ts and version-routes.ts; request-context.ts has
  * what they share; this module holds routing, authentication and error mapping.
  * Plain node:http, no framework: uploads and Range downloads need the raw streams anyway.
  */
@@ -24,6 +24,7 @@ import { bearerToken, tokenHash } from './tokens.js';
 import { pruneStaleUploads } from './upload.js';
 import { SearchIndex } from './search-index.js';
 import { searchRoutes } from './search-routes.js';
+import { versionRoutes } from './version-routes.js';
 import { dirname, join } from 'node:path';
 
 export type { RemoteApiOptions } from './request-context.js';
@@ -45,6 +46,7 @@ export class RemoteApi {
       ...contentRoutes,
       ...treeRoutes,
       ...searchRoutes,
+      ...versionRoutes,
     ];
     this.pruneTimer = setInterval(() => void this.pruneUploads(), 3600_000);
     this.pruneTimer.unref();

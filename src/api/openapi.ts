@@ -223,6 +223,25 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { '200': { description: '{folder, path, to}' }, '409': errorResponse('the destination exists (CONFLICT)'), ...standardErrors },
         },
       },
+      '/versions/{path}': {
+        get: {
+          summary: "the replaced and deleted files kept in the folder's version area under FOLDER[/path] (a file, or everything under a directory), by path, newest first",
+          parameters: [pathParam],
+          responses: { '200': { description: '{folder, path, versions: [{path, replacedAt, size}]}' }, ...standardErrors },
+        },
+      },
+      '/restore/{path}': {
+        post: {
+          summary: 'put a file back as it was before it was replaced or deleted (its newest version, or the one replaced at `at`), as a new edit that syncs; what is there now is kept as a version. A directory: every file under it that is missing now',
+          parameters: [pathParam, { name: 'at', in: 'query', description: 'UTC time as the listing gives it (2026-12-07T18:13:48Z) or a prefix of it (2026-12-07)', schema: { type: 'string' } }],
+          responses: {
+            '200': { description: '{folder, restored: [{path, replacedAt}], skipped: [path]}' },
+            ...standardErrors,
+            '404': errorResponse('no such folder, or no such version (UNKNOWN_FOLDER, NOT_FOUND)'),
+            '409': errorResponse('a directory is in the way (ALREADY_EXISTS)'),
+          },
+        },
+      },
       '/search': {
         get: {
           summary: 'files whose name or text content contains q (case-insensitive, 3+ characters), with matching lines, from the search index',

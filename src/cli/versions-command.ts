@@ -2,6 +2,7 @@
  * The version area from the command line, on the node's own machine (no running node needed):
  * `ferry versions FOLDER [PATH]` lists what replaced and deleted files are kept;
  * `ferry restore FOLDER PATH [--at TIME]` puts one back, as a new edit that syncs everywhere.
+ * With `--remote URL` both ask a node logged in to (`ferry login`) over its REST API instead.
  */
 import type { Command } from 'commander';
 import { FerryError } from '../core/errors.js';
@@ -9,6 +10,8 @@ import { formatBytes } from '../core/format-bytes.js';
 import { restorePath, Versioner } from '../engine/versioner.js';
 import type { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import { printJson, printLine } from './output.js';
+import { apiPath, RemoteClient } from './remote/client.js';
+import { Credentials } from './remote/credentials.js';
 
 type Action = <A extends unknown[]>(body: (home: string, json: boolean, ...args: A) => Promise<void> | void) => (...args: unknown[]) => Promise<void>;
 
@@ -23,12 +26,15 @@ export function registerVersionCommands(program: Command, action: Action, withSt
   program
     .command('versions <folder> [path]')
     .description('list the replaced and deleted files kept in a folder\'s version area (of PATH: a file, or everything under a directory), newest first')
+    .option('--remote <url>', REMOTE_HELP)
     .action(
-      action(async (home, json, folderId: string, path: string | undefined) => {
-        const versions = (await versionsOf(home, folderId)).list(path ?? '');
-        if (json) return printJson(versions.map((v) => ({ ...v, replacedAt: new Date(v.replacedAtMs).toISOString() })));
+      action(async (home, json, folderId: string, path: string | undefined, opts: { remote?: string }) => {
+        const versions = opts.remote
+          ? (await remoteClient(home, opts.remote).json<{ versions: ListedVersion[] }>('GET', apiPath('versions', folderId, path ?? ''))).versions
+          : (await versionsOf(home, folderId)).list(path ?? '').map((v) => ({ ...v, replacedAt: new Date(v.replacedAtMs).toISOString() }));
+        if (json) return printJson(versions);
         if (versions.length === 0) return printLine(path ? `no versions of ${path} in ${folderId}` : `no versions in ${folderId}`);
-        for (const v of versions) printLine(`${formatTime(v.replacedAtMs)}  ${formatBytes(v.size).padStart(10)}  ${v.path}`);
+        for (const v of versions) printLine(`${formatTime(Date.parse(v.replacedAt))}  ${formatBytes(v.size).padStart(10)}  ${v.path}`);
       }),
     );
 
@@ -36,9 +42,12 @@ export function registerVersionCommands(program: Command, action: Action, withSt
     .command('restore <folder> <path>')
     .description('put a file back as it was before it was replaced or deleted (the newest version, or the one of --at); what is there now is kept as a version. A directory: every file under it that is missing now')
     .option('--at <time>', 'the version replaced at this time (UTC, as `ferry versions` prints it; a prefix such as 2026-12-07 takes the newest of that day)')
+    .option('--remote <url>', REMOTE_HELP)
     .action(
-      action(async (home, json, folderId: string, path: string, opts: { at?: string }) => {
-        const result = restorePath(await versionsOf(home, folderId), path, opts.at);
+      action(async (home, json, folderId: string, path: string, opts: { at?: string; remote?: string }) => {
+        const result: { restored: { path: string; replacedAt: string; kept?: string | null }[]; skipped: string[] } = opts.remote
+          ? await remoteClient(home, opts.remote).json('POST', apiPath('restore', folderId, path), { query: opts.at === undefined ? {} : { at: opts.at } })
+          : restorePath(await versionsOf(home, folderId), path, opts.at);
         if (json) return printJson(result);
         for (const r of result.restored) {
           printLine(`Restored ${r.path} as it was until ${formatTime(Date.parse(r.replacedAt))}${r.kept ? `; what was there is kept as ${r.kept}` : ''}`);
@@ -46,6 +55,20 @@ export function registerVersionCommands(program: Command, action: Action, withSt
         if (result.skipped.length) printLine(`Left ${result.skipped.length} file(s) that are there now as they are (restore them one by one)`);
       }),
     );
+}
+
+const REMOTE_HELP = 'ask this node over its REST API (one you logged in to with `ferry login`) instead of this machine';
+
+interface ListedVersion {
+  readonly path: string;
+  readonly replacedAt: string;
+  readonly size: number;
+}
+
+function remoteClient(home: string, url: string): RemoteClient {
+  const credentials = new Credentials(home);
+  const login = credentials.current(url);
+  return new RemoteClient({ url: login.url, credentials, token: login.token });
 }
 
 /** `2026-12-07 18:13:48 UTC`: the version area's stamps are UTC. */

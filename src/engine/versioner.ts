@@ -217,7 +217,8 @@ export function restorePath(versioner: Versioner, path: string, at?: string): Re
 }
 
 function timeDigits(at: string): string {
-  const digits = at.replace(/\D/g, '');
+  // Fractions of a second (an ISO time from the API's listing) say nothing more: stamps are whole seconds.
+  const digits = at.replace(/\.\d+(?=Z?$)/, '').replace(/\D/g, '');
   if (digits.length < 8 || digits.length > 14) {
     throw new FerryError('INVALID_CONFIG', `--at ${JSON.stringify(at)}: give a time as \`ferry versions\` prints it, e.g. 2026-12-07 18:13:48 or just 2026-12-07`);
   }

@@ -396,6 +396,22 @@ describe('remote access', () => {
     expect(text.stdout).toMatch(/alice {2}delete {2}docs\/tree\/sub\/deeper {2}from 127\.0\.0\.1/);
   });
 
+  it('lists and restores what was deleted, over the API (--remote), as a new edit that reaches the peer', async () => {
+    const listed = parseJsonOutput<{ path: string; size: number; replacedAt: string }[]>(await ok(aliceHome, ['versions', 'docs', 'tree/sub/deeper', '--remote', url(), '--json']));
+    expect(listed.map((v) => [v.path, v.size])).toEqual([['tree/sub/deeper/c.md', '# notes\n'.length]]);
+    const refused = await run(bobHome, ['restore', 'docs', 'tree/sub/deeper', '--remote', url(), '--json']);
+    expect(refused.code, describeRun(refused, 'a read-only user restoring')).toBe(1);
+    expect(errorOf(refused).code).toBe('FORBIDDEN');
+    expect(await exists(hub.file('docs', 'tree/sub/deeper/c.md'))).toBe(false);
+
+    const r = await ok(aliceHome, ['restore', 'docs', 'tree/sub/deeper', '--remote', url()]);
+    expect(r.stdout).toMatch(/^Restored tree\/sub\/deeper\/c\.md as it was until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n$/);
+    expect(await fsp.readFile(hub.file('docs', 'tree/sub/deeper/c.md'), 'utf8')).toBe('# notes\n');
+    await waitForContent(peer, 'docs', 'tree/sub/deeper/c.md', '# notes\n');
+    const log = parseJsonOutput<{ user: string; action: string; path?: string; ok: boolean }[]>(await ok(aliceHome, ['log', '--json', '--path', 'docs/tree/sub/deeper']));
+    expect(log.filter((e) => e.action === 'restore').map((e) => [e.user, e.ok])).toEqual([['bob', false], ['alice', true]]);
+  });
+
   it('makes directories and moves files and directories, refusing what would overwrite or escape', async () => {
     const made = parseJsonOutput<{ created: boolean }[]>(await ok(aliceHome, ['mkdir', 'docs/mv/a/b', 'docs/mv/target', '--json']));
     expect(made.map((m) => m.created)).toEqual([true, true]);

@@ -9,13 +9,11 @@ import type { Command } from 'commander';
 import { readdir, stat } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
-import { errorMessage, FerryError } from '../../core/errors.js';
 import { parseDeviceId } from '../../core/device-id.js';
-import { ApiError } from '../../api/api-error.js';
 import { parseTime } from '../../api/time-filter.js';
 import { resolveHome } from '../../daemon/home.js';
 import { formatBytes } from '../../core/format-bytes.js';
-import { printJson, printLine } from '../output.js';
+import { failWith, printJson, printLine } from '../output.js';
 import { apiPath, RemoteClient } from './client.js';
 import { Credentials, normalizeUrl } from './credentials.js';
 import { readPassword, readStdinSecret } from './password-input.js';
@@ -52,7 +50,7 @@ function run<A extends unknown[]>(body: (ctx: Ctx, ...args: A) => Promise<void>)
       };
       await body(ctx, ...(args.slice(0, -1) as A));
     } catch (err) {
-      fail(err, json);
+      failWith(err, json);
     }
   };
 }
@@ -84,14 +82,6 @@ async function verifyTree(client: RemoteClient, abs: string, folder: string, pat
     else differ.push(rel);
   }
   return { same, differ, missingRemotely, missingLocally: [...remote.keys()].sort() };
-}
-
-function fail(err: unknown, json: boolean): never {
-  const code = err instanceof RemoteError || err instanceof ApiError || err instanceof FerryError ? err.code : 'IO_ERROR';
-  const message = errorMessage(err);
-  if (json) process.stderr.write(JSON.stringify({ error: { code, message } }) + '\n');
-  else process.stderr.write(`ferry: ${message}\n`);
-  process.exit(['INVALID_PATH', 'INVALID_REQUEST', 'INVALID_CONFIG'].includes(code) ? 2 : 1);
 }
 
 /** A time option: parsed here (so durations count from this machine's now), sent as ISO. */
