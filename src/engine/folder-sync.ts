@@ -201,6 +201,18 @@ export class FolderSync {
     this.schedulePull();
   }
 
+  /**
+   * A peer said hello: pulls that failed (the peer was gone, or served bad blocks) may work
+   * now, so they are tried at once, and backed off from the start again if they fail.
+   */
+  peerConnected(): void {
+    if (this.errors.size === 0 || this.stopped) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.retryDelayMs = RETRY_MS;
+    this.schedulePull();
+  }
+
   /** Re-evaluates everything, e.g. after the folder's device list changed. */
   recomputeNeed(): void {
     this.needComputed = true;

@@ -176,6 +176,7 @@ export class PeerSession {
       }
       const from = f.haveIndexId === folder.indexId ? Math.min(f.haveSequence, this.host.store.maxSequence(f.id)) : 0;
       if (!this.sent.has(f.id) || !listedBefore.has(f.id)) newlyActive = true;
+      this.host.folder(f.id)?.peerConnected();
       if (!this.sent.has(f.id) || (this.sent.get(f.id) ?? 0) > from) this.sent.set(f.id, from);
       void this.pump(f.id);
     }
