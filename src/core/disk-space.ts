@@ -20,6 +20,29 @@ export function diskSpace(dir: string): DiskSpace {
   return { available: s.bavail * s.bsize, keep: Math.ceil(s.blocks * s.bsize * KEEP_FREE_RATIO) };
 }
 
+/**
+ * Bytes that downloads under way are still to write, per disk (device number), shared by all
+ * folders of the process: two folders on one disk must not both count on the same free space.
+ */
+const pendingByDisk = new Map<number, number>();
+
+export function pendingWrites(disk: number): number {
+  return pendingByDisk.get(disk) ?? 0;
+}
+
+/** Counts `bytes` as under way on `disk` until the returned function is called. */
+export function reserveWrites(disk: number, bytes: number): () => void {
+  pendingByDisk.set(disk, pendingWrites(disk) + bytes);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    const left = pendingWrites(disk) - bytes;
+    if (left > 0) pendingByDisk.set(disk, left);
+    else pendingByDisk.delete(disk);
+  };
+}
+
 /** A write that failed because the disk (or the user's quota) is full. */
 export function isDiskFull(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;

@@ -11,7 +11,8 @@ import { conflictCopyPath } from './conflict-name.js';
 import { Puller, tempName, type BlockFetcher } from './puller.js';
 import { statKey } from './scanner.js';
 import { fileRecord, makeTestFolder, recordFor, seededBytes, type TestFolder } from './test-support.js';
-import { VERSIONS_DIR } from './versioner.js';
+import { FolderPaths } from './folder-paths.js';
+import { Versioner, VERSIONS_DIR } from './versioner.js';
 
 const MTIME_S = 1_650_000_000; // whole seconds: exact through utimes
 const MTIME = MTIME_S * 1000;
@@ -703,7 +704,7 @@ describe('a full disk', () => {
     expect(t.ctx.versioner.list().map((v) => v.path)).toEqual(['newer.bin', 'old.bin']);
   });
 
-  it('downloads under way count against the free space', async () => {
+  it('downloads under way count against the free space, those of other folders on the same disk too', async () => {
     const first = seededBytes(2 * MiB, 62);
     const second = seededBytes(2 * MiB, 63);
     const a = recordFor('a.bin', first, [MiB, MiB], remote);
@@ -725,8 +726,13 @@ describe('a full disk', () => {
     const pullA = gated.apply(a, undefined, false);
     try {
       await fetching;
-      // a.bin has nothing on the disk yet, but its 2 MiB are spoken for.
+      // a.bin has nothing on the disk yet, but its 2 MiB are spoken for: in this folder, and in
+      // another folder on the same disk.
       await expectRejectCode(gated.apply(b, undefined, false), 'NO_SPACE');
+      const otherRoot = join(t.root, 'other-folder');
+      mkdirSync(otherRoot);
+      const other = new Puller({ ...t.ctx, root: otherRoot, paths: new FolderPaths(otherRoot), versioner: new Versioner(otherRoot, 30) }, fetcher.fetch);
+      await expectRejectCode(other.apply(b, undefined, false), 'NO_SPACE');
       expect(fetcher.calls.map((c) => c.path)).not.toContain('b.bin');
     } finally {
       release();
@@ -734,6 +740,7 @@ describe('a full disk', () => {
     }
     expect(readFileSync(abs('a.bin')).equals(first)).toBe(true);
     expect(existsSync(abs('b.bin'))).toBe(false);
+    expect(existsSync(join(t.root, 'other-folder', 'b.bin'))).toBe(false);
   });
 
   it('a disk that fills up during the download fails with NO_SPACE and gives the partial download\'s space back; a retry completes it', async () => {

@@ -16,7 +16,7 @@ import { copyFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { likelyChunkAvg } from '../chunker/fastcdc.js';
-import { diskSpace, isDiskFull, KEEP_FREE_RATIO } from '../core/disk-space.js';
+import { diskSpace, isDiskFull, KEEP_FREE_RATIO, pendingWrites, reserveWrites } from '../core/disk-space.js';
 import { FerryError } from '../core/errors.js';
 import { blockOffsets, sameContent, type BlockRef, type FileRecord } from '../core/file-record.js';
 import { formatBytes } from '../core/format-bytes.js';
@@ -60,8 +60,8 @@ export class Puller {
   /** Hashes (hex) of the blocks local files hold, for the current pull round (see lookAhead). */
   private present?: Set<string>;
 
-  /** Bytes still to be written by the downloads under way (see reserveSpace). */
-  private reservedBytes = 0;
+  /** The device number of the folder's disk (see reserveSpace), once known. */
+  private disk?: number;
 
   constructor(
     private readonly ctx: FolderContext,
@@ -168,42 +168,42 @@ export class Puller {
   }
 
   /**
-   * Checks that `target` fits on the disk beside the downloads already under way, leaving the
-   * reserve free, after removing the oldest versions if that makes it fit (NO_SPACE otherwise:
-   * nothing is written, nothing is fetched), and counts it as under way until the returned
-   * function is called.
+   * Checks that `target` fits on the disk beside the downloads already under way (of every
+   * folder on that disk: the disk is the folder root's, a disk mounted inside a folder is not
+   * told apart), leaving the reserve free, after removing the oldest versions if that makes it
+   * fit (NO_SPACE otherwise: nothing is written, nothing is fetched), and counts it as under
+   * way until the returned function is called.
    */
   private reserveSpace(target: FileRecord, temp: string): () => void {
     if (target.size === 0) return () => {};
+    this.disk ??= lstatSync(this.ctx.root).dev;
+    const disk = this.disk;
     const { available, keep } = diskSpace(dirname(temp));
-    let free = Math.max(0, available - this.reservedBytes);
+    let free = Math.max(0, available - pendingWrites(disk));
     let needed = target.size;
     if (needed > free - keep) {
       // What a leftover temporary file (a download to resume) holds is already written.
       const leftover = lstatSync(temp, { throwIfNoEntry: false });
       needed = Math.max(0, target.size - (leftover?.isFile() ? leftover.blocks * 512 : 0));
     }
-    if (needed > free - keep) free = this.makeRoom(target.path, needed - (free - keep), dirname(temp));
+    if (needed > free - keep) free = this.makeRoom(target.path, needed - (free - keep), dirname(temp), disk);
     if (needed > free - keep) {
       throw new FerryError(
         'NO_SPACE',
         `not enough free space for ${target.path}: it needs ${formatBytes(needed)}, the disk has ${formatBytes(free)} free and Ferry leaves ${formatBytes(keep)} (${KEEP_FREE_RATIO * 100} % of it) free`,
       );
     }
-    this.reservedBytes += needed;
-    return () => {
-      this.reservedBytes -= needed;
-    };
+    return reserveWrites(disk, needed);
   }
 
   /**
    * Removes the oldest versions of the folder's version area to free `shortfall` bytes for a
    * download; returns the free space after that (less the downloads under way).
    */
-  private makeRoom(path: string, shortfall: number, dir: string): number {
+  private makeRoom(path: string, shortfall: number, dir: string, disk: number): number {
     const { removed, freed } = this.ctx.versioner.makeRoom(shortfall);
     if (removed > 0) this.ctx.logger.info({ path, removed, freed }, 'removed the oldest versions of the version area to make room for a download');
-    return Math.max(0, diskSpace(dir).available - this.reservedBytes);
+    return Math.max(0, diskSpace(dir).available - pendingWrites(disk));
   }
 
   /** The body of `assemble`: returns the stat of the finished temporary file. */
