@@ -264,7 +264,7 @@ export async function checkUploadable(services: ApiServices, cfg: FolderConfig, 
   // The same rule as sync's downloads: 1 % of the disk stays free (the node's index needs it too).
   const { available, keep } = diskSpace(cfg.path);
   if (toCome > available - keep) {
-    throw new ApiError('INSUFFICIENT_STORAGE', `not enough free space on the node for ${toCome} bytes (${Math.max(0, available)} free, of which the node leaves ${keep} free)`);
+    throw new ApiError('INSUFFICIENT_STORAGE', `not enough free space on the node for ${toCome} bytes (${available} free, of which the node leaves ${keep} free)`);
   }
   return paths;
 }

@@ -10,7 +10,7 @@ import { formatBytes } from '../core/format-bytes.js';
 import { restorePath, Versioner } from '../engine/versioner.js';
 import type { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import { printJson, printLine } from './output.js';
-import { apiPath, RemoteClient } from './remote/client.js';
+import { apiPath, clientFor } from './remote/client.js';
 import { Credentials } from './remote/credentials.js';
 
 type Action = <A extends unknown[]>(body: (home: string, json: boolean, ...args: A) => Promise<void> | void) => (...args: unknown[]) => Promise<void>;
@@ -30,7 +30,7 @@ export function registerVersionCommands(program: Command, action: Action, withSt
     .action(
       action(async (home, json, folderId: string, path: string | undefined, opts: { remote?: string }) => {
         const versions = opts.remote
-          ? (await remoteClient(home, opts.remote).json<{ versions: ListedVersion[] }>('GET', apiPath('versions', folderId, path ?? ''))).versions
+          ? (await clientFor(new Credentials(home), opts.remote).json<{ versions: ListedVersion[] }>('GET', apiPath('versions', folderId, path ?? ''))).versions
           : (await versionsOf(home, folderId)).list(path ?? '').map((v) => ({ ...v, replacedAt: new Date(v.replacedAtMs).toISOString() }));
         if (json) return printJson(versions);
         if (versions.length === 0) return printLine(path ? `no versions of ${path} in ${folderId}` : `no versions in ${folderId}`);
@@ -46,7 +46,7 @@ export function registerVersionCommands(program: Command, action: Action, withSt
     .action(
       action(async (home, json, folderId: string, path: string, opts: { at?: string; remote?: string }) => {
         const result: { restored: { path: string; replacedAt: string; kept?: string | null }[]; skipped: string[] } = opts.remote
-          ? await remoteClient(home, opts.remote).json('POST', apiPath('restore', folderId, path), { query: opts.at === undefined ? {} : { at: opts.at } })
+          ? await clientFor(new Credentials(home), opts.remote).json('POST', apiPath('restore', folderId, path), { query: opts.at === undefined ? {} : { at: opts.at } })
           : restorePath(await versionsOf(home, folderId), path, opts.at);
         if (json) return printJson(result);
         for (const r of result.restored) {
@@ -63,12 +63,6 @@ interface ListedVersion {
   readonly path: string;
   readonly replacedAt: string;
   readonly size: number;
-}
-
-function remoteClient(home: string, url: string): RemoteClient {
-  const credentials = new Credentials(home);
-  const login = credentials.current(url);
-  return new RemoteClient({ url: login.url, credentials, token: login.token });
 }
 
 /** `2026-12-07 18:13:48 UTC`: the version area's stamps are UTC. */

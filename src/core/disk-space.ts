@@ -30,13 +30,10 @@ export function pendingWrites(disk: number): number {
   return pendingByDisk.get(disk) ?? 0;
 }
 
-/** Counts `bytes` as under way on `disk` until the returned function is called. */
+/** Counts `bytes` as under way on `disk` until the returned function is called (once). */
 export function reserveWrites(disk: number, bytes: number): () => void {
   pendingByDisk.set(disk, pendingWrites(disk) + bytes);
-  let released = false;
   return () => {
-    if (released) return;
-    released = true;
     const left = pendingWrites(disk) - bytes;
     if (left > 0) pendingByDisk.set(disk, left);
     else pendingByDisk.delete(disk);

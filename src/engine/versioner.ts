@@ -104,9 +104,10 @@ export class Versioner {
     const oldestFirst = this.list()
       .sort((a, b) => a.replacedAtMs - b.replacedAtMs)
       .map((v) => {
-        const st = lstatSync(join(this.root, v.stored), { throwIfNoEntry: false });
+        const abs = join(this.root, v.stored);
+        const st = lstatSync(abs, { throwIfNoEntry: false });
         // A version linked elsewhere too (see restore) frees nothing.
-        return { abs: join(this.root, v.stored), frees: st && st.nlink === 1 ? st.blocks * 512 : 0 };
+        return { abs, frees: st && st.nlink === 1 ? st.blocks * 512 : 0 };
       });
     if (oldestFirst.reduce((sum, v) => sum + v.frees, 0) < bytes) return { removed: 0, freed: 0 };
     let removed = 0;

@@ -38,6 +38,12 @@ export interface RequestOptions {
   readonly accept?: (status: number) => boolean;
 }
 
+/** A client for a node logged in to: `url`, or the one logged in to last. NOT_LOGGED_IN otherwise. */
+export function clientFor(credentials: Credentials, url?: string): RemoteClient {
+  const login = credentials.current(url);
+  return new RemoteClient({ url: login.url, credentials, token: login.token });
+}
+
 export class RemoteClient {
   readonly url: string;
   private readonly host: string;

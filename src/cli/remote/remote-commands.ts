@@ -14,7 +14,7 @@ import { parseTime } from '../../api/time-filter.js';
 import { resolveHome } from '../../daemon/home.js';
 import { formatBytes } from '../../core/format-bytes.js';
 import { failWith, printJson, printLine } from '../output.js';
-import { apiPath, RemoteClient } from './client.js';
+import { apiPath, clientFor, RemoteClient } from './client.js';
 import { Credentials, normalizeUrl } from './credentials.js';
 import { readPassword, readStdinSecret } from './password-input.js';
 import { BlockCache } from './block-cache.js';
@@ -43,10 +43,7 @@ function run<A extends unknown[]>(body: (ctx: Ctx, ...args: A) => Promise<void>)
         home,
         json,
         credentials,
-        client: () => {
-          const login = credentials.current(opts.remote);
-          return new RemoteClient({ url: login.url, credentials, token: login.token });
-        },
+        client: () => clientFor(credentials, opts.remote),
       };
       await body(ctx, ...(args.slice(0, -1) as A));
     } catch (err) {
