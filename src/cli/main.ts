@@ -25,6 +25,7 @@ import { RemoteApi } from '../api/api-server.js';
 import { registerAccountCommands } from './remote/account-commands.js';
 import { registerRemoteCommands } from './remote/remote-commands.js';
 import { failWith, printJson, printLine } from './output.js';
+import { parseRate } from './parse-size.js';
 import { printStatus, statusReport } from './status-command.js';
 import { registerVersionCommands } from './versions-command.js';
 
@@ -132,10 +133,14 @@ program
   .option('--listen <host:port>', 'address to listen on', DEFAULT_LISTEN)
   .option('--discovery-port <port>', 'UDP port of LAN discovery (the same on every device)', String(DEFAULT_DISCOVERY_PORT))
   .option('--no-discovery', 'neither announce this node on the LAN nor listen for others')
+  .option('--max-send-rate <rate>', 'send file data to peers at most this fast, all together (500K, 2M a second)')
+  .option('--max-recv-rate <rate>', 'receive file data from peers at most this fast, all together')
   .action(
-    action(async (home, json, opts: { listen: string; discoveryPort: string; discovery: boolean }) => {
+    action(async (home, json, opts: { listen: string; discoveryPort: string; discovery: boolean; maxSendRate?: string; maxRecvRate?: string }) => {
       const { host, port } = parseHostPort(opts.listen);
       const discoveryPort = opts.discovery ? parsePort(opts.discoveryPort, '--discovery-port') : undefined;
+      const maxSendRate = opts.maxSendRate === undefined ? undefined : parseRate(opts.maxSendRate, '--max-send-rate');
+      const maxReceiveRate = opts.maxRecvRate === undefined ? undefined : parseRate(opts.maxRecvRate, '--max-recv-rate');
       // A node runs for months: V8's default lets the heap grow to twice what a scan of a
       // large folder needs before collecting; this keeps the resident size near the live data.
       setFlagsFromString('--optimize-for-size');
@@ -159,7 +164,7 @@ program
         },
       }, logger);
       const api = RemoteApi.open({ databaseFile: databasePath(home), folderSync: (id) => node?.folderSync(id), logger: logger.child({ component: 'api' }) });
-      node = await FerryNode.start({ home, host, port, discoveryPort, logger, handleRequest: (req, res, expectsContinue) => api.handle(req, res, expectsContinue) });
+      node = await FerryNode.start({ home, host, port, discoveryPort, maxSendRate, maxReceiveRate, logger, handleRequest: (req, res, expectsContinue) => api.handle(req, res, expectsContinue) });
       if (json) printJson({ deviceId: node.deviceId, listen: node.address });
       else {
         printLine(`Ferry node ${node.name}`);

@@ -52,6 +52,8 @@ export function statusReport(store: SqliteIndexStore, deviceId: string, live?: N
     name: store.getMeta('name') ?? '',
     running,
     listen: running ? published!.listen : null,
+    maxSendRate: running ? (published!.maxSendRate ?? null) : null,
+    maxReceiveRate: running ? (published!.maxReceiveRate ?? null) : null,
     folders: folders.map(({ conflicts: _c, ...f }) => f),
     peers,
     conflicts: folders.flatMap((f) => f.conflicts.map((path) => ({ folder: f.id, path }))),
@@ -66,6 +68,10 @@ export function printStatus(report: ReturnType<typeof statusReport>, json: boole
   if (json) return printJson(report);
   printLine(`Device   ${report.deviceId}${report.name ? ` (${report.name})` : ''}`);
   printLine(`Node     ${report.running ? `running, listening on ${report.listen}` : 'not running'}`);
+  if (report.maxSendRate || report.maxReceiveRate) {
+    const rate = (n: number | null) => (n ? `${formatBytes(n)}/s` : 'unlimited');
+    printLine(`Rates    send ${rate(report.maxSendRate)}, receive ${rate(report.maxReceiveRate)} (file data, all peers together)`);
+  }
   printLine('Folders');
   if (report.folders.length === 0) printLine('  (none: add one with `ferry folder add PATH`)');
   for (const f of report.folders) {

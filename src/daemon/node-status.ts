@@ -20,6 +20,9 @@ export interface NodeRuntimeStatus {
   readonly heartbeat: number;
   readonly folders: Record<string, FolderStatus>;
   readonly peers: Record<string, PeerRuntime>;
+  /** `ferry start --max-send-rate` / `--max-recv-rate`, bytes a second; absent when unlimited. */
+  readonly maxSendRate?: number;
+  readonly maxReceiveRate?: number;
   /** Devices announcing themselves on the LAN that are not configured as peers. */
   readonly nearby?: readonly NearbyDevice[];
 }

@@ -7,6 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { systemClock, type Clock } from '../core/clock.js';
+import { RateLimiter } from '../core/rate-limiter.js';
 import { shortDeviceId } from '../core/device-id.js';
 import { errorMessage, FerryError } from '../core/errors.js';
 import { sameContent, type BlockRef, type FileRecord } from '../core/file-record.js';
@@ -43,6 +44,9 @@ export interface NodeOptions {
   readonly clock?: Clock;
   /** LAN discovery on this UDP port (the real TLS network only); off when absent. */
   readonly discoveryPort?: number;
+  /** Most bytes a second of file data sent to / received from all peers together (unlimited when absent). */
+  readonly maxSendRate?: number;
+  readonly maxReceiveRate?: number;
   /** Plain HTTPS requests on the node's port (the REST API), for the real TLS network. */
   readonly handleRequest?: (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => void;
 }
@@ -79,6 +83,7 @@ export class FerryNode {
   private statusError?: string;
   private stopping = false;
   private listenAddress = '';
+  private rates?: { send?: RateLimiter; receive?: RateLimiter };
 
   private constructor(
     private readonly options: NodeOptions,
@@ -356,6 +361,7 @@ export class FerryNode {
       logger: this.logger,
       sharedFolders: (deviceId) => this.folderConfigs.filter((f) => f.devices.includes(deviceId) && this.folders.has(f.id)),
       folder: (id) => this.folders.get(id),
+      rates: this.rateLimiters(),
     });
     s.session = session;
     s.outbound = outbound;
@@ -372,6 +378,15 @@ export class FerryNode {
     });
     session.start();
     this.logger.info({ peer: conn.deviceId, address: conn.remoteAddress, outbound }, 'peer connected');
+  }
+
+  /** One pair for the node: the limits hold for all peers together. */
+  private rateLimiters(): { send?: RateLimiter; receive?: RateLimiter } {
+    const { maxSendRate, maxReceiveRate } = this.options;
+    return (this.rates ??= {
+      ...(maxSendRate ? { send: new RateLimiter(maxSendRate, this.clock) } : {}),
+      ...(maxReceiveRate ? { receive: new RateLimiter(maxReceiveRate, this.clock) } : {}),
+    });
   }
 
   private announce(folderId: string): void {
@@ -447,6 +462,8 @@ export class FerryNode {
       heartbeat: Date.now(),
       folders,
       peers,
+      ...(this.options.maxSendRate ? { maxSendRate: this.options.maxSendRate } : {}),
+      ...(this.options.maxReceiveRate ? { maxReceiveRate: this.options.maxReceiveRate } : {}),
       nearby: (this.discovery?.list() ?? [])
         .filter((d) => !this.peerConfigs.some((p) => p.deviceId === d.deviceId))
         .map((d) => ({ deviceId: d.deviceId, address: d.address, lastSeen: new Date(d.lastSeenMs).toISOString() })),

@@ -7,6 +7,7 @@
  */
 import { errorMessage, FerryError, isFerryError } from '../core/errors.js';
 import type { FileRecord } from '../core/file-record.js';
+import type { RateLimiter } from '../core/rate-limiter.js';
 import { isFolderId } from '../core/folder-id.js';
 import type { FolderConfig } from '../index-store/config-types.js';
 import type { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
@@ -28,6 +29,8 @@ export interface SessionHost {
   /** Folders this node shares with the device. */
   sharedFolders(deviceId: string): FolderConfig[];
   folder(id: string): FolderSync | undefined;
+  /** File data this node serves (`send`) and asks for (`receive`), paced node-wide when set. */
+  readonly rates?: { readonly send?: RateLimiter; readonly receive?: RateLimiter };
 }
 
 export class PeerSession {
@@ -47,7 +50,7 @@ export class PeerSession {
     readonly conn: PeerConnection,
     private readonly host: SessionHost,
   ) {
-    this.ranges = new RangeFetcher(conn);
+    this.ranges = new RangeFetcher(conn, host.rates?.receive);
   }
 
   get deviceId(): string {
@@ -82,7 +85,8 @@ export class PeerSession {
     });
     const shared = new Set(folders.map((f) => f.id));
     for (const id of [...this.sent.keys()]) if (!shared.has(id)) this.sent.delete(id);
-    this.conn.send({ header: { type: 'hello', protocol: PROTOCOL_VERSION, name: this.host.name, folders } });
+    const sendRate = this.host.rates?.send?.bytesPerSecond ?? 0;
+    this.conn.send({ header: { type: 'hello', protocol: PROTOCOL_VERSION, name: this.host.name, folders, ...(sendRate ? { sendRate } : {}) } });
   }
 
   /** Local records of `folderId` changed: send what the peer has not seen. */
@@ -113,7 +117,14 @@ export class PeerSession {
     }
   }
 
+  /** Serves a request for file data; with --max-send-rate, the reply waits for its turn. */
   private async handleRequest(m: Message): Promise<Message> {
+    const reply = await this.serve(m);
+    if (reply.payload && this.host.rates?.send) await this.host.rates.send.take(reply.payload.length);
+    return reply;
+  }
+
+  private async serve(m: Message): Promise<Message> {
     if (m.header.type === 'range') {
       const req = parseRangeRequest(m.header);
       return { header: { type: 'range' }, payload: await this.sharedFolder(req.folder).serveRange(req) };
@@ -146,6 +157,7 @@ export class PeerSession {
 
   private handleHello(hello: Hello): void {
     if (hello.protocol !== 1) throw new FerryError('INVALID_MESSAGE', `peer speaks protocol ${hello.protocol}, this node speaks 1`);
+    this.ranges.peerSendRate(hello.sendRate);
     const mine = new Map(this.host.sharedFolders(this.deviceId).map((f) => [f.id, f]));
     // A folder the peer lists again (resumed or added there) must hear where we stand, even if
     // we never stopped sending it.

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FerryError } from '../core/errors.js';
 import type { Message, PeerConnection } from '../protocol/connection.js';
+import { RateLimiter } from '../core/rate-limiter.js';
 import { RangeFetcher, SMALL_RANGE_BYTES } from './range-fetcher.js';
 
 type Item = { path: string; offset: number; blocks: { size: number; hash: string }[] };
@@ -77,5 +78,58 @@ describe('RangeFetcher', () => {
     const fetcher = new RangeFetcher(conn);
     const results = await Promise.allSettled([fetcher.fetch('f', 'a', 0, blocksOf(4)), fetcher.fetch('f', 'b', 0, blocksOf(4))]);
     expect(results.map((r) => r.status === 'rejected' && (r.reason as FerryError).code)).toEqual(['INVALID_MESSAGE', 'INVALID_MESSAGE']);
+  });
+
+  it("asks a paced peer for two seconds' worth of its rate at a time, and one block larger than that alone", async () => {
+    const answers: Array<() => void> = [];
+    const requests: Message[] = [];
+    const conn = {
+      request: (m: Message) => {
+        requests.push(m);
+        const size = (m.header.blocks as { size: number }[]).reduce((n, b) => n + b.size, 0);
+        return new Promise<Message>((resolve) => answers.push(() => resolve({ header: { type: 'range' }, payload: Buffer.alloc(size) })));
+      },
+    } as unknown as PeerConnection;
+    const fetcher = new RangeFetcher(conn);
+    fetcher.peerSendRate(100 * 1024); // 200 KiB may be asked for at a time
+    const range = 100 * 1024;
+    const got = Array.from({ length: 4 }, (_, i) => fetcher.fetch('f', `r${i}`, 0, blocksOf(range)));
+    const turn = () => new Promise((r) => setImmediate(r));
+    await turn();
+    expect(requests.map((m) => m.header.path)).toEqual(['r0', 'r1']);
+    answers.shift()!();
+    await turn();
+    expect(requests.map((m) => m.header.path)).toEqual(['r0', 'r1', 'r2']);
+    const huge = fetcher.fetch('f', 'huge', 0, blocksOf(300 * 1024));
+    answers.shift()!();
+    answers.shift()!();
+    await turn();
+    expect(requests.map((m) => m.header.path)).toEqual(['r0', 'r1', 'r2', 'r3']);
+    answers.shift()!();
+    await turn();
+    expect(requests.at(-1)!.header.path).toBe('huge'); // nothing else asked for: it goes though over the cap
+    answers.shift()!();
+    expect((await Promise.all([...got, huge])).map((b) => b.length)).toEqual([range, range, range, range, 300 * 1024]);
+    fetcher.peerSendRate(0);
+    const free = Array.from({ length: 4 }, (_, i) => fetcher.fetch('f', `u${i}`, 0, blocksOf(range)));
+    expect(requests.length).toBe(9); // unpaced peer: all at once
+    for (const answer of answers.splice(0)) answer();
+    await Promise.all(free);
+  });
+
+  it('with a receive limit, waits for its turn before asking', async () => {
+    let now = 0;
+    const timers: Array<() => void> = [];
+    const clock = { now: () => now, setTimeout: (fn: () => void) => (timers.push(fn), undefined as unknown as NodeJS.Timeout), setInterval: () => undefined as unknown as NodeJS.Timeout };
+    const big = Buffer.alloc(200 * 1024, 1);
+    const { conn, requests } = fakeConnection(new Map([['big', big]]));
+    const fetcher = new RangeFetcher(conn, new RateLimiter(100 * 1024, clock));
+    const first = fetcher.fetch('f', 'big', 0, blocksOf(big.length)); // 2 s worth: waits 1.75 s
+    await new Promise((r) => setImmediate(r));
+    expect(requests.length).toBe(0);
+    now = 1750;
+    timers.shift()!();
+    expect((await first).equals(big)).toBe(true);
+    expect(requests.length).toBe(1);
   });
 });

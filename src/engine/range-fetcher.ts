@@ -6,13 +6,20 @@
  * alone as a `range` request, as before.
  */
 import { FerryError, type ErrorCode } from '../core/errors.js';
-import type { PeerConnection } from '../protocol/connection.js';
+import type { RateLimiter } from '../core/rate-limiter.js';
+import type { Message, PeerConnection } from '../protocol/connection.js';
 import { MAX_BATCH_RANGES, parseRangesReply } from '../protocol/messages.js';
 
 /** Ranges up to this size are batched. */
 export const SMALL_RANGE_BYTES = 64 * 1024;
 /** A batch is sent at once when it holds this many bytes. */
 const BATCH_BYTES = 1024 * 1024;
+/**
+ * A peer that paces what it sends (its hello says at what rate) is asked for at most this many
+ * seconds' worth at a time: the rest would wait in its queue while the requests' timers run, and
+ * two seconds keep even a slow link busy.
+ */
+const PACED_SECONDS_ASKED = 2;
 
 interface WireBlock {
   readonly size: number;
@@ -30,13 +37,27 @@ export class RangeFetcher {
   /** Ranges waiting to be sent, per folder. */
   private readonly waiting = new Map<string, Waiting[]>();
   private flushScheduled = false;
+  /** Bytes asked for and not yet answered, and the requests waiting for room under the cap. */
+  private asked = 0;
+  private askedCap = Infinity;
+  private readonly waitingForRoom: Array<{ size: number; go: () => void }> = [];
 
-  constructor(private readonly conn: PeerConnection) {}
+  /** `receive` paces what this node asks for (its own --max-recv-rate). */
+  constructor(
+    private readonly conn: PeerConnection,
+    private readonly receive?: RateLimiter,
+  ) {}
+
+  /** The peer sends at most this many bytes a second (0: as fast as it can). */
+  peerSendRate(bytesPerSecond: number): void {
+    this.askedCap = bytesPerSecond > 0 ? bytesPerSecond * PACED_SECONDS_ASKED : Infinity;
+    this.makeRoom();
+  }
 
   fetch(folder: string, path: string, offset: number, blocks: readonly WireBlock[]): Promise<Buffer> {
     const size = blocks.reduce((n, b) => n + b.size, 0);
     if (size > SMALL_RANGE_BYTES) {
-      return this.conn.request({ header: { type: 'range', folder, path, offset, blocks } }).then((reply) => reply.payload ?? Buffer.alloc(0));
+      return this.request({ header: { type: 'range', folder, path, offset, blocks } }, size).then((reply) => reply.payload ?? Buffer.alloc(0));
     }
     return new Promise<Buffer>((resolve, reject) => {
       let batch = this.waiting.get(folder);
@@ -60,7 +81,7 @@ export class RangeFetcher {
 
   private send(folder: string, batch: Waiting[]): void {
     const items = batch.map((w) => w.item);
-    this.conn.request({ header: { type: 'ranges', folder, items } }).then(
+    this.request({ header: { type: 'ranges', folder, items } }, batch.reduce((n, w) => n + w.size, 0)).then(
       (reply) => {
         try {
           const payload = reply.payload ?? Buffer.alloc(0);
@@ -84,5 +105,32 @@ export class RangeFetcher {
         for (const w of batch) w.reject(err);
       },
     );
+  }
+
+  /** Sends a request for `size` bytes once the rate limits allow; without limits, at once. */
+  private request(message: Message, size: number): Promise<Message> {
+    if (!this.receive && this.askedCap === Infinity && this.waitingForRoom.length === 0) return this.conn.request(message);
+    return (this.receive?.take(size) ?? Promise.resolve())
+      .then(() => this.room(size))
+      .then(() => this.conn.request(message).finally(() => {
+        this.asked -= size;
+        this.makeRoom();
+      }));
+  }
+
+  /** Resolves when `size` more bytes may be asked for (at once when none are: a block may exceed the cap). */
+  private room(size: number): Promise<void> {
+    return new Promise((go) => {
+      this.waitingForRoom.push({ size, go });
+      this.makeRoom();
+    });
+  }
+
+  private makeRoom(): void {
+    for (let next = this.waitingForRoom[0]; next && (this.asked === 0 || this.asked + next.size <= this.askedCap); next = this.waitingForRoom[0]) {
+      this.waitingForRoom.shift();
+      this.asked += next.size;
+      next.go();
+    }
   }
 }

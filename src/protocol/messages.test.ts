@@ -254,15 +254,15 @@ describe('parseBlockRequest', () => {
 
 describe('parseHello', () => {
   const folder = { id: 'photos', indexId: '0123456789abcdef', maxSequence: 42, haveIndexId: 'fedcba9876543210', haveSequence: 7 };
-  const hello = { type: 'hello', protocol: 1, name: 'laptop', folders: [folder] };
+  const hello = { type: 'hello', protocol: 1, name: 'laptop', folders: [folder], sendRate: 2 * 1024 * 1024 };
 
   it('accepts a valid hello', () => {
     expect(parseHello(hello)).toEqual(hello);
   });
 
-  it('defaults name, haveIndexId and haveSequence', () => {
+  it('defaults name, sendRate, haveIndexId and haveSequence', () => {
     const parsed = parseHello({ type: 'hello', protocol: 1, folders: [{ id: 'x', indexId: 'i', maxSequence: 0 }] });
-    expect(parsed).toEqual({ type: 'hello', protocol: 1, name: '', folders: [{ id: 'x', indexId: 'i', maxSequence: 0, haveIndexId: '', haveSequence: 0 }] });
+    expect(parsed).toEqual({ type: 'hello', protocol: 1, name: '', sendRate: 0, folders: [{ id: 'x', indexId: 'i', maxSequence: 0, haveIndexId: '', haveSequence: 0 }] });
   });
 
   it('rejects missing or oversized folder lists', () => {
@@ -276,6 +276,8 @@ describe('parseHello', () => {
     expectInvalidMessage(() => parseHello({ ...hello, protocol: -1 }), /protocol/);
     expectInvalidMessage(() => parseHello({ ...hello, name: 'n'.repeat(257) }), /name/);
     expectInvalidMessage(() => parseHello({ ...hello, name: 5 }), /name/);
+    expectInvalidMessage(() => parseHello({ ...hello, sendRate: -1 }), /sendRate/);
+    expectInvalidMessage(() => parseHello({ ...hello, sendRate: '2M' }), /sendRate/);
     expectInvalidMessage(() => parseHello({ ...hello, folders: [{ ...folder, id: 5 }] }), /id/);
     expectInvalidMessage(() => parseHello({ ...hello, folders: [{ ...folder, indexId: 'x'.repeat(65) }] }), /indexId/);
     expectInvalidMessage(() => parseHello({ ...hello, folders: [{ ...folder, maxSequence: -1 }] }), /maxSequence/);

@@ -33,6 +33,8 @@ export interface Hello {
   readonly protocol: number;
   readonly name: string;
   readonly folders: readonly HelloFolder[];
+  /** The most bytes a second the sender sends (its --max-send-rate); 0 when unlimited. */
+  readonly sendRate: number;
 }
 
 export interface BlockRequest {
@@ -138,6 +140,7 @@ export function parseHello(header: Record<string, unknown>): Hello {
     type: 'hello',
     protocol: int(header.protocol, 'hello.protocol'),
     name: str(header.name ?? '', 'hello.name', 256),
+    sendRate: int(header.sendRate ?? 0, 'hello.sendRate'),
     folders: folders.map((f: Record<string, unknown>) => ({
       id: str(f?.id, 'hello.folder.id', 256),
       indexId: str(f.indexId, 'hello.folder.indexId', 64),

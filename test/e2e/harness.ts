@@ -440,15 +440,16 @@ export class FerryNode {
    * `asProgram`: run bin/ferry.js itself (its shebang), as `ferry` and `npm start` do.
    * `netns`: run `ferry start` with its defaults (all addresses, port 22100, LAN discovery
    * on UDP 22100) inside that network namespace, and wait until its status says it runs.
+   * `args`: more options for `ferry start`.
    */
-  async start(opts: { asProgram?: boolean; netns?: string } = {}): Promise<void> {
+  async start(opts: { asProgram?: boolean; netns?: string; args?: string[] } = {}): Promise<void> {
     if (this.running) throw new Error(`[${this.name}] already running`);
     this.starts++;
     const fd = openSync(this.logPath, 'a');
     writeSync(fd, `\n===== harness: start #${this.starts} of ${this.name} at ${new Date().toISOString()} =====\n`);
     const args = opts.netns
       ? ['netns', 'exec', opts.netns, process.execPath, FERRY_BIN, '--home', this.home, 'start']
-      : ['--home', this.home, 'start', '--listen', this.address, '--discovery-port', String(this.discoveryPort)];
+      : ['--home', this.home, 'start', '--listen', this.address, '--discovery-port', String(this.discoveryPort), ...(opts.args ?? [])];
     const program = opts.netns ? 'ip' : opts.asProgram ? FERRY_BIN : process.execPath;
     const child = spawn(program, opts.netns || opts.asProgram ? args : [FERRY_BIN, ...args], {
       cwd: REPO_ROOT,

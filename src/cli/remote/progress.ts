@@ -4,7 +4,6 @@
  * optional rate limit (`--limit-rate`), a Transform that paces the bytes through it.
  */
 import { Transform } from 'node:stream';
-import { FerryError } from '../../core/errors.js';
 import { formatBytes } from '../../core/format-bytes.js';
 
 export class Progress {
@@ -57,21 +56,6 @@ export class Progress {
     if (line.length > cols - 1) line = line.slice(0, cols - 2) + '…';
     process.stderr.write(`\r${line}\x1b[K`);
   }
-}
-
-/** Parses `500K`, `2M`, `1.5G`, `100000` (bytes). */
-export function parseSize(text: string, option: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(text.trim());
-  if (!m) throw new FerryError('INVALID_CONFIG', `${option} ${JSON.stringify(text)}: use a size like 500K, 2M or 1G`);
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
-  return Math.floor(Number(m[1]) * mult);
-}
-
-/** Bytes per second for --limit-rate. */
-export function parseRate(text: string): number {
-  const n = parseSize(text, '--limit-rate');
-  if (n < 1) throw new FerryError('INVALID_CONFIG', '--limit-rate must be at least 1 byte per second');
-  return n;
 }
 
 /** Counts bytes into `onBytes` and, with a rate, paces them. */

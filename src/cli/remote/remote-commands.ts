@@ -19,7 +19,8 @@ import { Credentials, normalizeUrl } from './credentials.js';
 import { readPassword, readStdinSecret } from './password-input.js';
 import { BlockCache } from './block-cache.js';
 import { readCacheLimit, saveCacheLimit } from './cache-limit.js';
-import { parseRate, parseSize, Progress } from './progress.js';
+import { parseRate, parseSize } from '../parse-size.js';
+import { Progress } from './progress.js';
 import { RemoteError } from './remote-error.js';
 import { download, listRemote, sha256OfFile, splitRemote, upload, type RemoteEntry } from './transfer.js';
 
@@ -196,7 +197,7 @@ export function registerRemoteCommands(program: Command): void {
       if (!st?.isDirectory()) throw new RemoteError('INVALID_PATH', `${dir} is not an existing directory`);
       const client = ctx.client();
       const progress = Progress.forTerminal(ctx.json, 0);
-      const limitRate = opts.limitRate ? parseRate(opts.limitRate) : undefined;
+      const limitRate = opts.limitRate ? parseRate(opts.limitRate, '--limit-rate') : undefined;
       const cache = opts.cache ? new BlockCache(ctx.home, opts.cacheLimit ? parseSize(opts.cacheLimit, '--cache-limit') : readCacheLimit(ctx.home).bytes) : undefined;
       const results = [];
       try {
@@ -277,7 +278,7 @@ export function registerRemoteCommands(program: Command): void {
       }
       const client = ctx.client();
       const progress = Progress.forTerminal(ctx.json, 0);
-      const limitRate = opts.limitRate ? parseRate(opts.limitRate) : undefined;
+      const limitRate = opts.limitRate ? parseRate(opts.limitRate, '--limit-rate') : undefined;
       const results = [];
       try {
         for (const l of locals) {

@@ -1,0 +1,79 @@
+/**
+ * `ferry start --max-send-rate` / `--max-recv-rate`: file data between peers goes no faster
+ * than the limit (either side's), arrives whole, and a bad value stops the node from starting.
+ * Loopback moves these files in well under a second without a limit, so a lower bound on the
+ * time taken is what shows the limit at work.
+ */
+import * as fsp from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { KiB, sha256File, useCluster, waitFor, withLogsOnError, writeRandomFile, type FerryNode } from './harness.js';
+
+const cluster = useCluster('rate-limit');
+const FOLDER = 'media';
+const RATE = '512K';
+const FILES = 6;
+const FILE_SIZE = 256 * KiB;
+/** 1.5 MiB at 512 KiB/s, less the quarter second a limiter lets go at once: 2.75 s. */
+const AT_LEAST_MS = 2_300;
+
+async function addFilesAndTime(from: FerryNode, to: FerryNode, label: string): Promise<number> {
+  const sums = new Map<string, string>();
+  const started = Date.now();
+  for (let i = 0; i < FILES; i++) sums.set(`${label}-${i}.bin`, await writeRandomFile(from.file(FOLDER, `${label}-${i}.bin`), FILE_SIZE));
+  for (const [name, sum] of sums) {
+    await waitFor(async () => (await sha256File(to.file(FOLDER, name)).catch(() => '')) === sum, { message: `${name} to reach ${to.name} intact` });
+  }
+  return Date.now() - started;
+}
+
+describe('rate limits', () => {
+  it('a sender with --max-send-rate and a receiver with --max-recv-rate pace file data; the files arrive whole', async () => {
+    const c = await cluster.ready;
+    let a!: FerryNode;
+    let b!: FerryNode;
+    await withLogsOnError(c, async () => {
+      a = await c.createNode('a');
+      b = await c.createNode('b');
+      await a.addFolder(FOLDER);
+      await b.addFolder(FOLDER);
+      await a.addPeer(b, [FOLDER]);
+      await b.addPeer(a, [FOLDER]);
+      await a.start({ args: ['--max-send-rate', RATE] });
+      await b.start();
+      await waitFor(async () => (await a.status()).peers.some((p) => p.connected), { message: 'A and B to connect' });
+    });
+
+    const sent = await addFilesAndTime(a, b, 'sent');
+    expect(sent, 'ms for 1.5 MiB from a sender limited to 512 KiB/s').toBeGreaterThanOrEqual(AT_LEAST_MS);
+    const statusA = await a.ferryOk('status');
+    expect(statusA.stdout).toContain('Rates    send 512.0 KiB/s, receive unlimited (file data, all peers together)');
+    expect(JSON.parse((await a.ferryOk('status', '--json')).stdout)).toMatchObject({ maxSendRate: 512 * KiB, maxReceiveRate: null });
+
+    await a.stop();
+    await b.stop();
+    await a.start();
+    await b.start({ args: ['--max-recv-rate', RATE] });
+    await waitFor(async () => (await b.status()).peers.some((p) => p.connected), { message: 'A and B to connect again' });
+    const received = await addFilesAndTime(a, b, 'received');
+    expect(received, 'ms for 1.5 MiB to a receiver limited to 512 KiB/s').toBeGreaterThanOrEqual(AT_LEAST_MS);
+
+    for (const n of [a, b]) {
+      const log = await fsp.readFile(n.logPath, 'utf8');
+      expect(log, `${n.name}'s log`).not.toMatch(/timed out|cannot sync file/);
+    }
+  });
+
+  it('a rate that is not one refuses to start, saying which option is wrong', async () => {
+    const c = await cluster.ready;
+    const n = await c.createNode('bad');
+    for (const [option, value, said] of [
+      ['--max-send-rate', 'fast', '--max-send-rate "fast": use a size like 500K, 2M or 1G'],
+      ['--max-recv-rate', '0', '--max-recv-rate must be at least 1 byte per second'],
+    ] as const) {
+      const r = await n.ferry('start', '--listen', n.address, '--no-discovery', option, value);
+      expect(r.code, `${option} ${value}`).toBe(2);
+      expect(r.stderr).toContain(said);
+    }
+    expect(n.running).toBe(false);
+  });
+});
