@@ -14,6 +14,7 @@ import { pathDepth } from '../core/paths.js';
 import { bumpVersion, compareVersions, mergeVersions } from '../core/version-vector.js';
 import type { LocalEntry, StatKey } from '../index-store/sqlite-index-store.js';
 import type { BlockRequest, RangeRequest } from '../protocol/messages.js';
+import { allocPayload } from '../protocol/payload.js';
 import { isConflictCopy } from './conflict-name.js';
 import { decide, type Decision } from './decide.js';
 import type { FolderContext } from './folder-context.js';
@@ -304,7 +305,7 @@ export class FolderSync {
     try {
       file = await open(this.ctx.paths.resolve(path), 'r');
       if (!sameStat(expected, statKey(await file.stat()))) return undefined;
-      const data = Buffer.allocUnsafe(size);
+      const data = allocPayload(size);
       let done = 0;
       while (done < size) {
         const { bytesRead } = await file.read(data, done, size - done, offset + done);

@@ -12,6 +12,7 @@ import { isFolderId } from '../core/folder-id.js';
 import type { FolderConfig } from '../index-store/config-types.js';
 import type { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import type { Message, PeerConnection } from '../protocol/connection.js';
+import { joinPayload } from '../protocol/payload.js';
 import {
   decodeRecords, encodeRecords, parseBlockRequest, parseHello, parseRangeRequest, parseRangesRequest, PROTOCOL_VERSION, type Hello, type RangesRequest,
 } from '../protocol/messages.js';
@@ -152,7 +153,7 @@ export class PeerSession {
         errors[i] = { code: isFerryError(err) ? err.code : 'IO_ERROR', message: errorMessage(err).slice(0, 1024) };
       }
     }
-    return { header: { type: 'ranges', sizes, errors }, payload: Buffer.concat(parts) };
+    return { header: { type: 'ranges', sizes, errors }, payload: joinPayload(parts) };
   }
 
   private handleHello(hello: Hello): void {

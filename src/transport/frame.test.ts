@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { isFerryError } from '../core/errors.js';
-import { MAX_FRAME_BYTES, MAX_HEADER_BYTES, decodeFrame, encodeFrame } from './frame.js';
+import { allocPayload, joinPayload } from '../protocol/payload.js';
+import { MAX_FRAME_BYTES, MAX_HEADER_BYTES, decodeFrame, encodeFrame, encodeFrameParts } from './frame.js';
 
 const zstd = createRequire(import.meta.url)('zstd-napi/binding') as typeof import('zstd-napi/binding.js');
 
@@ -109,3 +110,40 @@ describe('frame', () => {
     expect(codeOf(() => decodeFrame(rawFrame(3, {}, Buffer.concat([first, second]))))).toBe('INVALID_MESSAGE');
   });
 });
+
+describe('payloads with room before them', () => {
+  it('go out as one part holding the header, once; sent again they go as two parts and the first frame stays intact', () => {
+    const payload = allocPayload(100 * 1024);
+    randomBytes(payload.length).copy(payload);
+    const first = encodeFrameParts({ kind: 'reply', id: 7 }, payload, { compress: false });
+    expect(first).toHaveLength(1);
+    expect(first[0]!.buffer).toBe(payload.buffer); // no copy of the payload
+    const firstBytes = Buffer.from(first[0]!);
+    const second = encodeFrameParts({ kind: 'reply', id: 8, header: { more: 'x'.repeat(100) } }, payload, { compress: false });
+    expect(second).toHaveLength(2);
+    expect(first[0]!.equals(firstBytes)).toBe(true);
+    for (const [frame, id] of [[first[0]!, 7], [Buffer.concat(second), 8]] as const) {
+      const decoded = decodeFrame(frame);
+      expect(decoded.header.id).toBe(id);
+      expect(decoded.payload!.equals(payload)).toBe(true);
+    }
+  });
+
+  it('a header larger than the room goes in a part of its own', () => {
+    const payload = allocPayload(64 * 1024);
+    const parts = encodeFrameParts({ kind: 'reply', id: 1, header: { big: 'y'.repeat(4096) } }, payload, { compress: false });
+    expect(parts).toHaveLength(2);
+    expect(decodeFrame(Buffer.concat(parts)).payload!.equals(payload)).toBe(true);
+  });
+
+  it('joinPayload: small parts joined plainly, large ones into a payload with room', () => {
+    const small = [Buffer.from('ab'), Buffer.from('cd')];
+    expect(encodeFrameParts({ id: 1 }, joinPayload(small), { compress: false })).toHaveLength(1);
+    const large = [randomBytes(40_000), randomBytes(30_000)];
+    const joined = joinPayload(large);
+    expect(joined.equals(Buffer.concat(large))).toBe(true);
+    expect(encodeFrameParts({ id: 2 }, joined, { compress: false })).toHaveLength(1);
+    expect(encodeFrameParts({ id: 2 }, Buffer.concat(large), { compress: false })).toHaveLength(2);
+  });
+});
+

@@ -15,6 +15,7 @@
 import { createRequire } from 'node:module';
 import type * as ZstdBinding from 'zstd-napi/binding.js';
 import { FerryError, errorMessage } from '../core/errors.js';
+import { takeHeadroom } from '../protocol/payload.js';
 
 export const MAX_FRAME_BYTES = 24 * 1024 * 1024;
 export const MAX_HEADER_BYTES = 4 * 1024 * 1024;
@@ -97,6 +98,12 @@ export function encodeFrameParts(header: Record<string, unknown>, payload?: Buff
       const frame = out.subarray(0, start + size);
       return [reuse ? Buffer.from(frame) : frame];
     }
+  }
+  const headLength = PREFIX_BYTES + headerBytes.length;
+  if (takeHeadroom(payload, headLength)) {
+    const frame = Buffer.from(payload.buffer, payload.byteOffset - headLength, headLength + payload.length);
+    writePrefix(frame, FLAG_HAS_PAYLOAD, headerBytes);
+    return [frame];
   }
   const head = prefixed(FLAG_HAS_PAYLOAD, headerBytes);
   // Small payloads ride in the head: one WebSocket frame is cheaper than two.
