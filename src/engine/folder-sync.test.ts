@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { blockOffsets } from '../core/file-record.js';
@@ -308,6 +308,94 @@ describe('a pull that keeps failing', () => {
     await folder.settle();
     expect(folder.status().errors).toEqual([{ path: 'later.bin', message: 'peer gone' }]);
     expect(timers.slice(before).map((x) => x.ms)).toEqual([5000]);
+  });
+});
+
+describe('pulled files whose index entries cannot be written', () => {
+  it('(a full disk under the index) are taken up again by the next pull: same content, no conflict copies, nothing lost', async () => {
+    await folder.stop();
+    const files = [1, 2, 3].map((i) => {
+      const data = seededBytes(3000 + i, 90 + i);
+      return { data, record: recordFor(`in/${i}.bin`, data, [data.length], { version: { REMOTE1: i }, modifiedBy: 'REMOTE1', sequence: i }) };
+    });
+    const byPath = new Map(files.map((f) => [f.record.path, f.data]));
+    folder = new FolderSync(t.ctx, {
+      devices: () => ['REMOTE1'],
+      fetchBlock: (record) => ({ fetch: async () => ({ data: byPath.get(record.path)!, from: 'REMOTE1' }) }),
+      onLocalChange: () => undefined,
+      rescanSeconds: 3600,
+      watch: false,
+    });
+    const commitLocal = t.store.commitLocal.bind(t.store);
+    let indexFull = true;
+    let failures = 0;
+    const spy = vi.spyOn(t.store, 'commitLocal').mockImplementation((id, entries) => {
+      if (indexFull) {
+        failures++;
+        throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+      }
+      return commitLocal(id, entries);
+    });
+    t.store.putRemote('f1', 'REMOTE1', files.map((f) => f.record));
+    await folder.start();
+    await folder.settle();
+    expect(failures).toBeGreaterThan(0);
+    for (const f of files) {
+      expect(readFileSync(join(t.root, f.record.path)).equals(f.data)).toBe(true); // on disk, not in the index
+      expect(t.store.getLocal('f1', f.record.path)).toBeUndefined();
+    }
+    const errors = [...folder.status().errors].sort((a, b) => (a.path < b.path ? -1 : 1));
+    expect(errors).toEqual(files.map((f) => ({ path: f.record.path, message: 'pulled, but cannot be recorded in the index: database or disk is full' })));
+    expect(folder.status().needFiles).toBe(0); // nothing is fetched again meanwhile
+    const attempts = failures;
+    folder.peerConnected();
+    await folder.settle();
+    expect(failures).toBe(attempts + 1); // tried again, still full: waits for the next retry
+
+    indexFull = false; // the disk has room again
+    folder.peerConnected();
+    await folder.settle();
+    expect(folder.status().errors).toEqual([]);
+    expect(folder.status().needFiles).toBe(0);
+    for (const f of files) {
+      const local = t.store.getLocal('f1', f.record.path)!.record;
+      expect(local.blocks.map((b) => b.hash)).toEqual(f.record.blocks.map((b) => b.hash));
+      expect(readFileSync(join(t.root, f.record.path)).equals(f.data)).toBe(true);
+    }
+    expect(readdirSync(join(t.root, 'in')).sort()).toEqual(['1.bin', '2.bin', '3.bin']); // no conflict copies
+    spy.mockRestore();
+  });
+
+  it('and the node stopped before it could record them: the next start finds them as they are, with no conflict copies', async () => {
+    await folder.stop();
+    const data = seededBytes(5000, 95);
+    const record = recordFor('in/x.bin', data, [data.length], { version: { REMOTE1: 4 }, modifiedBy: 'REMOTE1', sequence: 4 });
+    const options = {
+      devices: () => ['REMOTE1'],
+      fetchBlock: () => ({ fetch: async () => ({ data, from: 'REMOTE1' }) }),
+      onLocalChange: () => undefined,
+      rescanSeconds: 3600,
+      watch: false,
+    };
+    folder = new FolderSync(t.ctx, options);
+    const spy = vi.spyOn(t.store, 'commitLocal').mockImplementation(() => {
+      throw new Error('database or disk is full');
+    });
+    t.store.putRemote('f1', 'REMOTE1', [record]);
+    await folder.start();
+    await folder.settle();
+    await folder.stop(); // what it pulled was never recorded
+    spy.mockRestore();
+    expect(readFileSync(join(t.root, 'in/x.bin')).equals(data)).toBe(true);
+
+    folder = new FolderSync(t.ctx, options);
+    await folder.start();
+    await folder.settle();
+    const local = t.store.getLocal('f1', 'in/x.bin')!.record;
+    expect(local.blocks.map((b) => b.hash)).toEqual(record.blocks.map((b) => b.hash));
+    expect(local.version).toMatchObject({ REMOTE1: 4 }); // the peer's edit is known to be in it
+    expect(folder.status()).toMatchObject({ errors: [], needFiles: 0 });
+    expect(readdirSync(join(t.root, 'in'))).toEqual(['x.bin']);
   });
 });
 

@@ -98,6 +98,8 @@ export class FolderSync {
   private timers: NodeJS.Timeout[] = [];
   private retryTimer?: NodeJS.Timeout;
   private retryDelayMs = RETRY_MS;
+  /** The last commit of pulled entries failed: pulling more would only add to what waits. */
+  private indexFull = false;
   /** Why the folder cannot be synced now (see folder-marker.ts), or undefined. */
   private unavailable?: string;
   private availabilityTimer?: NodeJS.Timeout;
@@ -411,7 +413,7 @@ export class FolderSync {
   }
 
   private async fullScan(): Promise<ScanSummary> {
-    if (!this.available()) return { entries: 0, hashed: 0, changed: 0, errors: 1, ms: 0 };
+    if (!this.available() || !this.indexTakesPulls()) return { entries: 0, hashed: 0, changed: 0, errors: 1, ms: 0 };
     await this.watch(); // it could not start while the folder was missing
     const before = this.state;
     this.state = 'scanning';
@@ -449,7 +451,7 @@ export class FolderSync {
   }
 
   private async scan(reported: string[]): Promise<void> {
-    if (!this.available()) return;
+    if (!this.available() || !this.indexTakesPulls()) return;
     // Checked again now that the pull they arrived during is over: a directory it made was
     // still filling then, and a file's echo can come before its write is recorded.
     const paths = this.ownWrites.changed(reported);
@@ -458,6 +460,17 @@ export class FolderSync {
     const result = await this.scanner.scanPaths(paths);
     for (const e of result.errors) this.scanErrors.set(e.path, e.message);
     this.afterScan(result.changed);
+  }
+
+  /**
+   * A scan compares the disk with the index: files pulled but not yet recorded there would look
+   * like local edits. So pending entries are written first; while they cannot be, scans wait
+   * (the retry writes them, then scans the whole folder for what the watcher reported meanwhile).
+   */
+  private indexTakesPulls(): boolean {
+    if (this.flushCommits()) return true;
+    this.scheduleRetry();
+    return false;
   }
 
   private afterScan(changed: readonly ChangedRecord[]): void {
@@ -506,6 +519,8 @@ export class FolderSync {
   }
 
   private async pullAll(): Promise<void> {
+    // Entries pulled in an earlier round that the index could not take yet go first.
+    if (!this.flushCommits()) return this.scheduleRetry();
     if (this.need.size === 0 || !this.available()) return;
     this.pullRound++;
     this.state = 'syncing';
@@ -520,7 +535,7 @@ export class FolderSync {
       const files = byPhase(2);
       let next = 0;
       const worker = async () => {
-        while (next < files.length && !this.stopped) committed = (await this.pullOneAsync(files[next++]![0])) || committed;
+        while (next < files.length && !this.stopped && !this.indexFull) committed = (await this.pullOneAsync(files[next++]![0])) || committed;
       };
       this.puller.lookAhead(files.flatMap(([, d]) => (d.kind === 'apply' ? [d.record] : [])));
       try {
@@ -528,9 +543,10 @@ export class FolderSync {
       } finally {
         this.puller.lookAhead(undefined);
       }
-      this.flushCommits();
-      const deletes = byPhase(3).sort(([a], [b]) => pathDepth(b) - pathDepth(a) || (b < a ? -1 : 1));
-      for (const [path] of deletes) committed = (await this.pullOneAsync(path)) || committed;
+      if (this.flushCommits()) {
+        const deletes = byPhase(3).sort(([a], [b]) => pathDepth(b) - pathDepth(a) || (b < a ? -1 : 1));
+        for (const [path] of deletes) committed = (await this.pullOneAsync(path)) || committed;
+      }
     } finally {
       this.flushCommits();
       this.state = 'idle';
@@ -538,6 +554,11 @@ export class FolderSync {
       this.scheduleRecheck();
       if (committed) this.options.onLocalChange();
     }
+    this.scheduleRetry();
+  }
+
+  /** After a round with failures, another in a while: 5 s, then twice as long each time up to a minute. */
+  private scheduleRetry(): void {
     if (this.errors.size === 0) this.retryDelayMs = RETRY_MS;
     else if (!this.retryTimer && !this.stopped) {
       this.retryTimer = (this.options.clock ?? systemClock).setTimeout(() => {
@@ -571,8 +592,8 @@ export class FolderSync {
     if (d.kind !== 'apply') return false;
     try {
       const { entry, extraScan } = await this.puller.apply(d.record, local, d.conflictCopy);
-      this.queueCommit(entry);
       this.errors.delete(path);
+      this.queueCommit(entry);
       // A newer record may have arrived during the download: decided against the local entry
       // this download replaced, it is decided again for the next pass.
       if (this.need.get(path) === d) this.need.delete(path);
@@ -607,13 +628,33 @@ export class FolderSync {
     if (this.pendingCommits.size >= COMMIT_BATCH) this.flushCommits();
   }
 
-  /** Commits pulled entries in one transaction; they then get sequence numbers and are announced. */
-  private flushCommits(): void {
-    if (this.pendingCommits.size === 0) return;
+  /**
+   * Commits pulled entries in one transaction; they then get sequence numbers and are announced.
+   * When the index cannot take them (its disk is full), the files are in place already: the
+   * entries stay pending (decisions see them, so nothing is fetched again), the round stops
+   * pulling, and they are written at the next try. Returns whether nothing is left pending.
+   */
+  private flushCommits(): boolean {
+    if (this.pendingCommits.size === 0) return true;
     const entries = [...this.pendingCommits.values()];
+    try {
+      this.ctx.store.commitLocal(this.id, entries);
+    } catch (err) {
+      const message = `pulled, but cannot be recorded in the index: ${errorMessage(err)}`;
+      if (!this.indexFull) this.ctx.logger.warn({ files: entries.length, err: errorMessage(err) }, 'cannot record pulled files in the index; will retry');
+      this.indexFull = true;
+      for (const e of entries) this.errors.set(e.record.path, { message, kind: 'INDEX_WRITE' });
+      return false;
+    }
+    if (this.indexFull) {
+      this.ctx.logger.info({ files: entries.length }, 'pulled files recorded in the index');
+      void this.exclusive(() => this.fullScan());
+    }
+    this.indexFull = false;
     this.pendingCommits.clear();
-    this.ctx.store.commitLocal(this.id, entries);
+    for (const e of entries) if (this.errors.get(e.record.path)?.kind === 'INDEX_WRITE') this.errors.delete(e.record.path);
     this.options.onLocalChange();
+    return true;
   }
 
   /** This node's entry for a path, including one pulled but not yet committed. */
