@@ -10,6 +10,7 @@ import { basename, resolve } from 'node:path';
 import { parseDeviceId } from '../core/device-id.js';
 import { errorMessage, FerryError } from '../core/errors.js';
 import { checkFolderId } from '../core/folder-id.js';
+import { formatBytes } from '../core/format-bytes.js';
 import { isInsideDir } from '../core/paths.js';
 import { callNode, ControlSocket } from '../daemon/control-socket.js';
 import { createLogger } from '../daemon/logger.js';
@@ -133,8 +134,8 @@ program
   .option('--listen <host:port>', 'address to listen on', DEFAULT_LISTEN)
   .option('--discovery-port <port>', 'UDP port of LAN discovery (the same on every device)', String(DEFAULT_DISCOVERY_PORT))
   .option('--no-discovery', 'neither announce this node on the LAN nor listen for others')
-  .option('--max-send-rate <rate>', 'send file data to peers at most this fast, all together (500K, 2M a second)')
-  .option('--max-recv-rate <rate>', 'receive file data from peers at most this fast, all together')
+  .option('--max-send-rate <rate>', 'send file data to peers at most this fast, all together (500K, 2M a second), for this run (see `ferry limits`)')
+  .option('--max-recv-rate <rate>', 'receive file data from peers at most this fast, all together, for this run')
   .action(
     action(async (home, json, opts: { listen: string; discoveryPort: string; discovery: boolean; maxSendRate?: string; maxRecvRate?: string }) => {
       const { host, port } = parseHostPort(opts.listen);
@@ -183,6 +184,28 @@ program
       };
       process.on('SIGINT', () => void stop('SIGINT'));
       process.on('SIGTERM', () => void stop('SIGTERM'));
+    }),
+  );
+
+program
+  .command('limits')
+  .description('show or set the rate limits of file data to and from all peers (a running node applies them at once)')
+  .option('--send <rate>', 'send at most this fast (500K, 2M a second), or "off"')
+  .option('--recv <rate>', 'receive at most this fast, or "off"')
+  .action(
+    action(async (home, json, opts: { send?: string; recv?: string }) => {
+      const rate = (text: string, option: string) => (text.trim().toLowerCase() === 'off' ? undefined : parseRate(text, option));
+      const send = opts.send === undefined ? undefined : { value: rate(opts.send, '--send') };
+      const receive = opts.recv === undefined ? undefined : { value: rate(opts.recv, '--recv') };
+      const limits = await withStore(home, (store) => {
+        if (send) store.setRateLimit('send', send.value);
+        if (receive) store.setRateLimit('receive', receive.value);
+        return store.getRateLimits();
+      });
+      if (json) return printJson({ maxSendRate: limits.send ?? null, maxReceiveRate: limits.receive ?? null });
+      const shown = (n: number | undefined) => (n ? `${formatBytes(n)}/s` : 'unlimited');
+      printLine(`Send     ${shown(limits.send)}`);
+      printLine(`Receive  ${shown(limits.receive)}`);
     }),
   );
 

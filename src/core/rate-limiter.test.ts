@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Clock } from './clock.js';
-import { RateLimiter } from './rate-limiter.js';
+import { RateLimiter, RateLimits } from './rate-limiter.js';
 
 /** A clock that only moves when told; timers fire as it passes them. */
 function manualClock() {
@@ -68,3 +68,20 @@ describe('RateLimiter', () => {
     for (const rate of [0, 0.5, -1, Number.NaN, Infinity]) expect(() => new RateLimiter(rate)).toThrow(RangeError);
   });
 });
+
+describe('RateLimits', () => {
+  it('replaces a limiter only when its rate changes, and says whether anything did', () => {
+    const limits = new RateLimits();
+    expect(limits.set(undefined, undefined)).toBe(false);
+    expect(limits.set(1000, undefined)).toBe(true);
+    const send = limits.send!;
+    expect([send.bytesPerSecond, limits.receive]).toEqual([1000, undefined]);
+    expect(limits.set(1000, 500)).toBe(true);
+    expect(limits.send).toBe(send); // its pace goes on
+    expect(limits.receive!.bytesPerSecond).toBe(500);
+    expect(limits.set(1000, 500)).toBe(false);
+    expect(limits.set(undefined, 500)).toBe(true);
+    expect(limits.send).toBeUndefined();
+  });
+});
+

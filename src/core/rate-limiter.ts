@@ -25,3 +25,19 @@ export class RateLimiter {
     return wait <= 0 ? Promise.resolve() : new Promise((resolve) => this.clock.setTimeout(resolve, wait));
   }
 }
+
+/** A node's two limits, changed in place while it runs (`ferry limits`): whoever holds this sees the current ones. */
+export class RateLimits {
+  send?: RateLimiter;
+  receive?: RateLimiter;
+
+  constructor(private readonly clock: Clock = systemClock) {}
+
+  /** Sets both (undefined: unlimited); returns whether anything changed. */
+  set(sendRate: number | undefined, receiveRate: number | undefined): boolean {
+    const changed = sendRate !== this.send?.bytesPerSecond || receiveRate !== this.receive?.bytesPerSecond;
+    if (sendRate !== this.send?.bytesPerSecond) this.send = sendRate ? new RateLimiter(sendRate, this.clock) : undefined;
+    if (receiveRate !== this.receive?.bytesPerSecond) this.receive = receiveRate ? new RateLimiter(receiveRate, this.clock) : undefined;
+    return changed;
+  }
+}

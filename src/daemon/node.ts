@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { systemClock, type Clock } from '../core/clock.js';
-import { RateLimiter } from '../core/rate-limiter.js';
+import { RateLimits } from '../core/rate-limiter.js';
 import { shortDeviceId } from '../core/device-id.js';
 import { errorMessage, FerryError } from '../core/errors.js';
 import { sameContent, type BlockRef, type FileRecord } from '../core/file-record.js';
@@ -44,7 +44,10 @@ export interface NodeOptions {
   readonly clock?: Clock;
   /** LAN discovery on this UDP port (the real TLS network only); off when absent. */
   readonly discoveryPort?: number;
-  /** Most bytes a second of file data sent to / received from all peers together (unlimited when absent). */
+  /**
+   * Most bytes a second of file data sent to / received from all peers together; these win
+   * over what `ferry limits` stored (unlimited when neither says).
+   */
   readonly maxSendRate?: number;
   readonly maxReceiveRate?: number;
   /** Plain HTTPS requests on the node's port (the REST API), for the real TLS network. */
@@ -83,7 +86,7 @@ export class FerryNode {
   private statusError?: string;
   private stopping = false;
   private listenAddress = '';
-  private rates?: { send?: RateLimiter; receive?: RateLimiter };
+  private rates?: RateLimits;
 
   private constructor(
     private readonly options: NodeOptions,
@@ -196,6 +199,7 @@ export class FerryNode {
   }
 
   private async reloadConfig(): Promise<void> {
+    this.applyRateLimits(); // the hellos sent below tell peers a new send limit
     const before = new Map(this.folderConfigs.map((f) => [f.id, f]));
     this.folderConfigs = this.store.listFolders();
     this.peerConfigs = this.store.listPeers();
@@ -361,7 +365,7 @@ export class FerryNode {
       logger: this.logger,
       sharedFolders: (deviceId) => this.folderConfigs.filter((f) => f.devices.includes(deviceId) && this.folders.has(f.id)),
       folder: (id) => this.folders.get(id),
-      rates: this.rateLimiters(),
+      rates: this.limits,
     });
     s.session = session;
     s.outbound = outbound;
@@ -380,13 +384,17 @@ export class FerryNode {
     this.logger.info({ peer: conn.deviceId, address: conn.remoteAddress, outbound }, 'peer connected');
   }
 
-  /** One pair for the node: the limits hold for all peers together. */
-  private rateLimiters(): { send?: RateLimiter; receive?: RateLimiter } {
-    const { maxSendRate, maxReceiveRate } = this.options;
-    return (this.rates ??= {
-      ...(maxSendRate ? { send: new RateLimiter(maxSendRate, this.clock) } : {}),
-      ...(maxReceiveRate ? { receive: new RateLimiter(maxReceiveRate, this.clock) } : {}),
-    });
+  /** One pair for the node: the limits hold for all peers together, and change in place. */
+  private get limits(): RateLimits {
+    return (this.rates ??= new RateLimits(this.clock));
+  }
+
+  /** Takes the limits of the start options, else of the index (`ferry limits`); logs a change. */
+  private applyRateLimits(): void {
+    const stored = this.store.getRateLimits();
+    const send = this.options.maxSendRate ?? stored.send;
+    const receive = this.options.maxReceiveRate ?? stored.receive;
+    if (this.limits.set(send, receive)) this.logger.info({ maxSendRate: send ?? null, maxReceiveRate: receive ?? null }, 'rate limits');
   }
 
   private announce(folderId: string): void {
@@ -462,8 +470,8 @@ export class FerryNode {
       heartbeat: Date.now(),
       folders,
       peers,
-      ...(this.options.maxSendRate ? { maxSendRate: this.options.maxSendRate } : {}),
-      ...(this.options.maxReceiveRate ? { maxReceiveRate: this.options.maxReceiveRate } : {}),
+      ...(this.limits.send ? { maxSendRate: this.limits.send.bytesPerSecond } : {}),
+      ...(this.limits.receive ? { maxReceiveRate: this.limits.receive.bytesPerSecond } : {}),
       nearby: (this.discovery?.list() ?? [])
         .filter((d) => !this.peerConfigs.some((p) => p.deviceId === d.deviceId))
         .map((d) => ({ deviceId: d.deviceId, address: d.address, lastSeen: new Date(d.lastSeenMs).toISOString() })),

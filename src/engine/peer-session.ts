@@ -7,7 +7,7 @@
  */
 import { errorMessage, FerryError, isFerryError } from '../core/errors.js';
 import type { FileRecord } from '../core/file-record.js';
-import type { RateLimiter } from '../core/rate-limiter.js';
+import type { RateLimits } from '../core/rate-limiter.js';
 import { isFolderId } from '../core/folder-id.js';
 import type { FolderConfig } from '../index-store/config-types.js';
 import type { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
@@ -31,7 +31,7 @@ export interface SessionHost {
   sharedFolders(deviceId: string): FolderConfig[];
   folder(id: string): FolderSync | undefined;
   /** File data this node serves (`send`) and asks for (`receive`), paced node-wide when set. */
-  readonly rates?: { readonly send?: RateLimiter; readonly receive?: RateLimiter };
+  readonly rates?: RateLimits;
 }
 
 export class PeerSession {
@@ -51,7 +51,7 @@ export class PeerSession {
     readonly conn: PeerConnection,
     private readonly host: SessionHost,
   ) {
-    this.ranges = new RangeFetcher(conn, host.rates?.receive);
+    this.ranges = new RangeFetcher(conn, host.rates);
   }
 
   get deviceId(): string {

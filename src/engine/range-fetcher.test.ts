@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FerryError } from '../core/errors.js';
 import type { Message, PeerConnection } from '../protocol/connection.js';
-import { RateLimiter } from '../core/rate-limiter.js';
+import { RateLimits } from '../core/rate-limiter.js';
 import { RangeFetcher, SMALL_RANGE_BYTES } from './range-fetcher.js';
 
 type Item = { path: string; offset: number; blocks: { size: number; hash: string }[] };
@@ -123,7 +123,9 @@ describe('RangeFetcher', () => {
     const clock = { now: () => now, setTimeout: (fn: () => void) => (timers.push(fn), undefined as unknown as NodeJS.Timeout), setInterval: () => undefined as unknown as NodeJS.Timeout };
     const big = Buffer.alloc(200 * 1024, 1);
     const { conn, requests } = fakeConnection(new Map([['big', big]]));
-    const fetcher = new RangeFetcher(conn, new RateLimiter(100 * 1024, clock));
+    const rates = new RateLimits(clock);
+    rates.set(undefined, 100 * 1024);
+    const fetcher = new RangeFetcher(conn, rates);
     const first = fetcher.fetch('f', 'big', 0, blocksOf(big.length)); // 2 s worth: waits 1.75 s
     await new Promise((r) => setImmediate(r));
     expect(requests.length).toBe(0);

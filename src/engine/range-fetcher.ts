@@ -6,7 +6,7 @@
  * alone as a `range` request, as before.
  */
 import { FerryError, type ErrorCode } from '../core/errors.js';
-import type { RateLimiter } from '../core/rate-limiter.js';
+import type { RateLimits } from '../core/rate-limiter.js';
 import type { Message, PeerConnection } from '../protocol/connection.js';
 import { MAX_BATCH_RANGES, parseRangesReply } from '../protocol/messages.js';
 
@@ -42,10 +42,10 @@ export class RangeFetcher {
   private askedCap = Infinity;
   private readonly waitingForRoom: Array<{ size: number; go: () => void }> = [];
 
-  /** `receive` paces what this node asks for (its own --max-recv-rate). */
+  /** `rates.receive` paces what this node asks for (its own receive limit). */
   constructor(
     private readonly conn: PeerConnection,
-    private readonly receive?: RateLimiter,
+    private readonly rates?: RateLimits,
   ) {}
 
   /** The peer sends at most this many bytes a second (0: as fast as it can). */
@@ -109,8 +109,9 @@ export class RangeFetcher {
 
   /** Sends a request for `size` bytes once the rate limits allow; without limits, at once. */
   private request(message: Message, size: number): Promise<Message> {
-    if (!this.receive && this.askedCap === Infinity && this.waitingForRoom.length === 0) return this.conn.request(message);
-    return (this.receive?.take(size) ?? Promise.resolve())
+    const receive = this.rates?.receive;
+    if (!receive && this.askedCap === Infinity && this.waitingForRoom.length === 0) return this.conn.request(message);
+    return (receive?.take(size) ?? Promise.resolve())
       .then(() => this.room(size))
       .then(() => this.conn.request(message).finally(() => {
         this.asked -= size;

@@ -65,6 +65,9 @@ interface FolderSummary {
   conflicts?: string[];
 }
 
+const SEND_RATE_KEY = 'maxSendRate';
+const RECEIVE_RATE_KEY = 'maxReceiveRate';
+
 export class SqliteIndexStore {
   private readonly db: Database.Database;
   private readonly sequences = new Map<string, number>();
@@ -124,6 +127,19 @@ export class SqliteIndexStore {
 
   setMeta(key: string, value: string): void {
     this.stmts.setMeta!.run(key, value);
+  }
+
+  /** The node's rate limits as `ferry limits` stored them, bytes a second; absent: unlimited. */
+  getRateLimits(): { send?: number; receive?: number } {
+    const read = (key: string) => {
+      const n = Number(this.getMeta(key) ?? '');
+      return Number.isSafeInteger(n) && n >= 1 ? n : undefined;
+    };
+    return { send: read(SEND_RATE_KEY), receive: read(RECEIVE_RATE_KEY) };
+  }
+
+  setRateLimit(direction: 'send' | 'receive', bytesPerSecond: number | undefined): void {
+    this.setMeta(direction === 'send' ? SEND_RATE_KEY : RECEIVE_RATE_KEY, bytesPerSecond ? String(bytesPerSecond) : '');
   }
 
   // ---- configuration --------------------------------------------------------------------

@@ -1,6 +1,7 @@
 /**
- * `ferry start --max-send-rate` / `--max-recv-rate`: file data between peers goes no faster
- * than the limit (either side's), arrives whole, and a bad value stops the node from starting.
+ * `ferry start --max-send-rate` / `--max-recv-rate` and `ferry limits`: file data between peers
+ * goes no faster than the limit (either side's), arrives whole; a running node takes a new
+ * limit without a restart; a bad value stops the node from starting.
  * Loopback moves these files in well under a second without a limit, so a lower bound on the
  * time taken is what shows the limit at work.
  */
@@ -27,7 +28,7 @@ async function addFilesAndTime(from: FerryNode, to: FerryNode, label: string): P
 }
 
 describe('rate limits', () => {
-  it('a sender with --max-send-rate and a receiver with --max-recv-rate pace file data; the files arrive whole', async () => {
+  it('a sender started with --max-send-rate, and a running receiver told `ferry limits --recv`, pace file data; the files arrive whole', async () => {
     const c = await cluster.ready;
     let a!: FerryNode;
     let b!: FerryNode;
@@ -49,13 +50,18 @@ describe('rate limits', () => {
     expect(statusA.stdout).toContain('Rates    send 512.0 KiB/s, receive unlimited (file data, all peers together)');
     expect(JSON.parse((await a.ferryOk('status', '--json')).stdout)).toMatchObject({ maxSendRate: 512 * KiB, maxReceiveRate: null });
 
+    // `ferry limits` on a running node: stored, and applied without a restart.
     await a.stop();
-    await b.stop();
     await a.start();
-    await b.start({ args: ['--max-recv-rate', RATE] });
+    await b.ferryOk('limits', '--recv', RATE);
+    await waitFor(async () => JSON.parse((await b.ferryOk('status', '--json')).stdout).maxReceiveRate === 512 * KiB, { message: 'B to apply the stored receive limit' });
     await waitFor(async () => (await b.status()).peers.some((p) => p.connected), { message: 'A and B to connect again' });
     const received = await addFilesAndTime(a, b, 'received');
     expect(received, 'ms for 1.5 MiB to a receiver limited to 512 KiB/s').toBeGreaterThanOrEqual(AT_LEAST_MS);
+    expect((await b.ferryOk('limits')).stdout).toBe('Send     unlimited\nReceive  512.0 KiB/s\n');
+    await b.ferryOk('limits', '--recv', 'off');
+    await waitFor(async () => JSON.parse((await b.ferryOk('status', '--json')).stdout).maxReceiveRate === null, { message: 'B to lift its receive limit' });
+    expect(JSON.parse((await b.ferryOk('limits', '--json')).stdout)).toEqual({ maxSendRate: null, maxReceiveRate: null });
 
     for (const n of [a, b]) {
       const log = await fsp.readFile(n.logPath, 'utf8');
@@ -75,5 +81,9 @@ describe('rate limits', () => {
       expect(r.stderr).toContain(said);
     }
     expect(n.running).toBe(false);
+    const refused = await n.ferry('limits', '--send', '2 megabits');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('--send "2 megabits": use a size like 500K, 2M or 1G');
+    expect(JSON.parse((await n.ferryOk('limits', '--json')).stdout)).toEqual({ maxSendRate: null, maxReceiveRate: null });
   });
 });
