@@ -12,11 +12,11 @@ import {
   readdirSync, readSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync, write, writeSync,
 } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { copyFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { likelyChunkAvg } from '../chunker/fastcdc.js';
 import { diskSpace, isDiskFull, KEEP_FREE_RATIO, pendingWrites, reserveWrites } from '../core/disk-space.js';
+import { copyFileSafely } from '../core/copy-file.js';
 import { FerryError } from '../core/errors.js';
 import { blockOffsets, sameContent, type BlockRef, type FileRecord } from '../core/file-record.js';
 import { formatBytes } from '../core/format-bytes.js';
@@ -284,7 +284,7 @@ export class Puller {
    * peers meanwhile. It never writes through an entry that appeared at the temporary name.
    */
   private async cloneCurrent(abs: string, temp: string, local: LocalEntry, reusable: Set<number>): Promise<Set<number>> {
-    await copyFile(abs, temp, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
+    await copyFileSafely(abs, temp);
     const after = lstatSync(abs, { throwIfNoEntry: false });
     if (!after || !sameStat(local.stat!, statKey(after))) {
       rmSync(temp, { force: true }); // changed while copying: trust nothing of it

@@ -5,8 +5,9 @@
  * can be listed and put back (`ferry versions`, `ferry restore`).
  */
 import { randomBytes } from 'node:crypto';
-import { constants, copyFileSync, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync, utimesSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync, utimesSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { copyFileSafelySync } from '../core/copy-file.js';
 import { FerryError } from '../core/errors.js';
 import { checkRelativePath } from '../core/paths.js';
 import { FolderPaths } from './folder-paths.js';
@@ -79,7 +80,7 @@ export class Versioner {
     if (current?.isDirectory()) throw new FerryError('ALREADY_EXISTS', `${version.path} is a directory now; move it away to restore the file`);
     const temp = join(dirname(abs), `.ferry.tmp.restore.${randomBytes(6).toString('hex')}`);
     try {
-      copyFileSync(join(this.root, version.stored), temp, constants.COPYFILE_EXCL);
+      copyFileSafelySync(join(this.root, version.stored), temp);
       utimesSync(temp, now, now);
       let kept: string | undefined;
       if (current) {
