@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isFerryError } from '../core/errors.js';
-import { chunkBuffer, chunkFile, type Chunk, type ChunkFileOptions } from './chunk-file.js';
+import { chunkBuffer, chunkFile, inHalves, type Chunk, type ChunkFileOptions } from './chunk-file.js';
+import { chunkTail } from './hash-thread.js';
 import { ChunkBoundaryFinder, chunkParamsFor, chunkParamsWithAvg, likelyChunkAvg, type ChunkParams } from './fastcdc.js';
 import { GEAR, GEAR_SEED } from './gear-table.js';
 
@@ -271,6 +272,60 @@ describe('chunkFile (real disk)', () => {
   });
 
   it('fails with ENOENT for a missing file', async () => {
+    await expect(collect(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('chunkFile in two halves (a large file: the worker takes the second)', () => {
+  let dir: string;
+  const fromSize = inHalves.fromSize;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ferry-halves-'));
+    inHalves.fromSize = 1 * MiB;
+  });
+  afterAll(async () => {
+    inHalves.fromSize = fromSize;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it.each([
+    ['random', undefined, () => randomBytes(24 * MiB + 5, 21)],
+    ['random', 16 * KiB, () => randomBytes(24 * MiB + 5, 22)],
+    ['random, one or two chunks (the middle inside the first)', 4 * MiB, () => randomBytes(3 * MiB, 23)],
+    // Runs of one byte are cut at the maximum size from wherever a chunk starts: the halves never line up.
+    ['zeros', 16 * KiB, () => Buffer.alloc(9 * MiB + 3)],
+    ['zeros then random', 16 * KiB, () => Buffer.concat([Buffer.alloc(6 * MiB), randomBytes(6 * MiB, 24)])],
+  ])('gives the chunks of one pass: %s, avgSize %s', async (name, avgSize, make) => {
+    const data = make();
+    const file = join(dir, name.replace(/\W+/g, '-'));
+    await writeFile(file, data);
+    const params = avgSize === undefined ? chunkParamsFor(data.length) : chunkParamsWithAvg(avgSize);
+    expect(await collect(file, { avgSize })).toEqual(chunkBuffer(data, params));
+  });
+
+  it("the worker's half: chunks from where it starts, as if a chunk began there; nothing once told to stop", async () => {
+    const data = randomBytes(2 * MiB + 77, 25);
+    const file = join(dir, 'tail');
+    await writeFile(file, data);
+    const params = chunkParamsWithAvg(8 * KiB);
+    const start = 700_001;
+    const { out, hashes } = await chunkTail(file, start, params, new Int32Array(1));
+    const expected = chunkBuffer(data.subarray(start), params);
+    expect(Array.from(out)).toEqual(expected.flatMap((c) => [c.offset + start, c.size]));
+    expect(Buffer.from(hashes).equals(Buffer.concat(expected.map((c) => c.hash)))).toBe(true);
+    const stopped = await chunkTail(file, start, params, new Int32Array([1]));
+    expect([stopped.out.length, stopped.hashes.length]).toEqual([0, 0]);
+  });
+
+  it('can be abandoned part way, and fails with ENOENT for a missing file', async () => {
+    const data = randomBytes(8 * MiB, 26);
+    const file = join(dir, 'abandoned');
+    await writeFile(file, data);
+    for await (const chunk of chunkFile(file)) {
+      expect(chunk.offset).toBe(0);
+      break;
+    }
+    expect(await collect(file)).toEqual(chunkBuffer(data, chunkParamsFor(data.length)));
     await expect(collect(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });

@@ -1,6 +1,10 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { hashRangesInWorker, hashWorkerIdle, hashWorkerRunning } from './hash-worker.js';
+import { chunkParamsWithAvg } from './fastcdc.js';
+import { chunkTailInWorker, hashRangesInWorker, hashWorkerIdle, hashWorkerRunning, lstatInWorker } from './hash-worker.js';
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest();
 
@@ -39,6 +43,31 @@ describe('hash worker', () => {
       expect(hashWorkerRunning()).toBe(false);
       const again = await Promise.all([hashRangesInWorker(w, [0, 1 << 20]), hashRangesInWorker(w, [10, 4096])]);
       expect(again).toEqual([[sha256(w)], [sha256(w.subarray(10, 4096))]]);
+    }
+  });
+
+  it("answers other callers while it chunks a file's second half, and stops that when told", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-tail-'));
+    try {
+      const file = join(dir, 'big');
+      writeFileSync(file, randomBytes(96 * 1024 * 1024));
+      const order: string[] = [];
+      const params = chunkParamsWithAvg(128 * 1024);
+      const tail = chunkTailInWorker(file, 1000, params, new Int32Array(new SharedArrayBuffer(4))).then((chunks) => {
+        order.push('tail');
+        return chunks;
+      });
+      const stat = lstatInWorker([[dir, ['big']]]).then((out) => order.push(`lstat ${out[0]}`));
+      await Promise.all([tail, stat]);
+      expect(order).toEqual([`lstat ${96 * 1024 * 1024}`, 'tail']);
+      expect((await tail).reduce((n, c) => n + c.size, 0)).toBe(96 * 1024 * 1024 - 1000);
+
+      const abort = new Int32Array(new SharedArrayBuffer(4));
+      const stopped = chunkTailInWorker(file, 0, params, abort);
+      Atomics.store(abort, 0, 1);
+      expect((await stopped).reduce((n, c) => n + c.size, 0)).toBeLessThan(96 * 1024 * 1024);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

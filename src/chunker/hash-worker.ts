@@ -1,50 +1,22 @@
 /**
- * SHA-256 of chunks on a second core (and half of a large folder's full-rescan `lstat` calls,
- * engine/tree-stats.ts). The gear loop that finds boundaries must run in order on one thread,
- * but hashing the chunks it finds can run beside it: chunkFile hands this module ranges of a
- * SharedArrayBuffer window (no copy) and keeps finding boundaries in the other window meanwhile.
+ * A second core for the chunker (hash-thread.ts does the work): SHA-256 of chunks that chunkFile
+ * finds, handed over as ranges of a SharedArrayBuffer window (no copy) while it finds the
+ * boundaries of the next window; the second half of a large new file, chunked and hashed whole
+ * (chunkInHalves); and half of a large folder's full-rescan `lstat` calls (engine/tree-stats.ts).
  * One worker is shared by every caller and only keeps the process alive while it has work. It is
  * stopped after a few idle seconds: its V8 instance holds ~22 MB that a node between large files
  * does not need, and starting one again takes ~30 ms.
  */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { FerryError } from '../core/errors.js';
-
-// The worker body is evaluated from a string so that it runs the same from src/ under vitest (where
-// there is no compiled .js file to point a Worker at) and from dist/. It is CommonJS, as eval workers are.
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const { lstatSync } = require('node:fs');
-parentPort.on('message', ({ id, buffer, byteOffset, ranges, dirs }) => {
-  if (dirs) {
-    let count = 0;
-    for (const [, names] of dirs) count += names.length;
-    const out = new Float64Array(count * 5).fill(NaN);
-    let k = 0;
-    for (const [dir, names] of dirs) {
-      for (const name of names) {
-        try {
-          const s = lstatSync(dir + '/' + name, { throwIfNoEntry: false });
-          if (s) out.set([s.size, s.mtimeMs, s.ctimeMs, s.ino, s.mode], k);
-        } catch {}
-        k += 5;
-      }
-    }
-    parentPort.postMessage({ id, out }, [out.buffer]);
-    return;
-  }
-  const out = new Uint8Array((ranges.length / 2) * 32);
-  for (let k = 0; k < ranges.length; k += 2) {
-    const bytes = new Uint8Array(buffer, byteOffset + ranges[k], ranges[k + 1] - ranges[k]);
-    out.set(createHash('sha256').update(bytes).digest(), k * 16);
-  }
-  parentPort.postMessage({ id, out }, [out.buffer]);
-});
-`;
+import type { Chunk } from './chunk-file.js';
+import type { ChunkParams } from './fastcdc.js';
+import type { ThreadReply } from './hash-thread.js';
 
 interface Request {
-  resolve(out: Uint8Array | Float64Array): void;
+  resolve(reply: Extract<ThreadReply, { out: unknown }>): void;
   reject(err: unknown): void;
 }
 
@@ -73,6 +45,18 @@ function failAll(dead: Worker, cause: unknown): void {
   void dead.terminate();
 }
 
+/**
+ * The compiled hash-thread.js; from the sources (the tests run them), hash-thread.ts through tsx,
+ * which a worker only takes by `require` (Node 20 does not apply `--import` hooks to a worker's
+ * entry module).
+ */
+function startThread(): Worker {
+  const self = fileURLToPath(import.meta.url);
+  if (!self.endsWith('.ts')) return new Worker(new URL('./hash-thread.js', import.meta.url), { name: 'ferry-chunk-hasher' });
+  const source = join(dirname(self), 'hash-thread.ts');
+  return new Worker(`require('tsx/cjs'); require(${JSON.stringify(source)});`, { eval: true, name: 'ferry-chunk-hasher' });
+}
+
 /** Whether a worker is running (for tests). */
 export function hashWorkerRunning(): boolean {
   return worker !== undefined;
@@ -80,17 +64,18 @@ export function hashWorkerRunning(): boolean {
 
 function getWorker(): Worker {
   if (worker) return worker;
-  const w = new Worker(WORKER_SOURCE, { eval: true, name: 'ferry-chunk-hasher' });
+  const w = startThread();
   w.unref();
-  w.on('message', ({ id, out }: { id: number; out: Uint8Array | Float64Array }) => {
-    const request = pending.get(id);
+  w.on('message', (reply: ThreadReply) => {
+    const request = pending.get(reply.id);
     if (!request) return;
-    pending.delete(id);
+    pending.delete(reply.id);
     if (pending.size === 0) {
       w.unref();
       stopWhenIdle(w);
     }
-    request.resolve(out);
+    if ('error' in reply) request.reject(Object.assign(new Error(reply.error.message), reply.error.code ? { code: reply.error.code } : {}));
+    else request.resolve(reply);
   });
   // A dead worker fails its callers; the next call starts a fresh one.
   // A worker stopped for idleness had nothing pending: its exit concerns nobody.
@@ -113,7 +98,7 @@ export function hashRangesInWorker(window: Uint8Array, ranges: number[]): Promis
   if (!(window.buffer instanceof SharedArrayBuffer)) {
     throw new TypeError('hashRangesInWorker: window must be backed by a SharedArrayBuffer');
   }
-  return inWorker({ buffer: window.buffer, byteOffset: window.byteOffset, ranges }).then((out) => {
+  return inWorker({ buffer: window.buffer, byteOffset: window.byteOffset, ranges }).then(({ out }) => {
     const hashes: Buffer[] = [];
     for (let k = 0; k < out.length; k += 32) hashes.push(Buffer.from(out.buffer, out.byteOffset + k, 32));
     return hashes;
@@ -126,10 +111,23 @@ export function hashRangesInWorker(window: Uint8Array, ranges: number[]): Promis
  * stated.
  */
 export async function lstatInWorker(dirs: [string, string[]][]): Promise<Float64Array> {
-  return (await inWorker({ dirs })) as Float64Array;
+  return (await inWorker({ dirs })).out as Float64Array;
 }
 
-function inWorker(message: object): Promise<Uint8Array | Float64Array> {
+/**
+ * The chunks of `path` from `start` to its end, found on the worker's thread as if a chunk
+ * began at `start` (see chunkFile). Setting `abort[0]` makes it stop early.
+ */
+export async function chunkTailInWorker(path: string, start: number, params: ChunkParams, abort: Int32Array): Promise<Chunk[]> {
+  const { out, hashes } = await inWorker({ tail: { path, start, params, abort } });
+  const chunks: Chunk[] = [];
+  for (let k = 0; k < out.length; k += 2) {
+    chunks.push({ offset: out[k]!, size: out[k + 1]!, hash: Buffer.from(hashes!.buffer, hashes!.byteOffset + k * 16, 32) });
+  }
+  return chunks;
+}
+
+function inWorker(message: object): Promise<Extract<ThreadReply, { out: unknown }>> {
   const w = getWorker();
   const id = nextId++;
   return new Promise((resolve, reject) => {
