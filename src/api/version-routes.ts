@@ -32,7 +32,7 @@ export const versionRoutes: Route[] = [
       const cfg = requireFolder(ctx, services, folder, 'rw', 'restore', path);
       if (!services.options.folderSync(folder)) throw new ApiError('UNAVAILABLE', `folder ${folder} is not running on this node`);
       const at = ctx.url.searchParams.get('at') ?? undefined;
-      const result = restorePath(new Versioner(cfg.path, cfg.versionsKeepDays), path, at);
+      const result = await restorePath(new Versioner(cfg.path, cfg.versionsKeepDays), path, at);
       for (const r of result.restored) services.access.forgetSha256(folder, r.path);
       audit(ctx, services, 'restore', folder, path, { detail: { restored: result.restored.map((r) => ({ path: r.path, replacedAt: r.replacedAt })) } });
       await tellEngine(services, folder, result.restored.map((r) => r.path));

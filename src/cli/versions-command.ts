@@ -47,7 +47,7 @@ export function registerVersionCommands(program: Command, action: Action, withSt
       action(async (home, json, folderId: string, path: string, opts: { at?: string; remote?: string }) => {
         const result: { restored: { path: string; replacedAt: string; kept?: string | null }[]; skipped: string[] } = opts.remote
           ? await clientFor(new Credentials(home), opts.remote).json('POST', apiPath('restore', folderId, path), { query: opts.at === undefined ? {} : { at: opts.at } })
-          : restorePath(await versionsOf(home, folderId), path, opts.at);
+          : await restorePath(await versionsOf(home, folderId), path, opts.at);
         if (json) return printJson(result);
         for (const r of result.restored) {
           printLine(`Restored ${r.path} as it was until ${formatTime(Date.parse(r.replacedAt))}${r.kept ? `; what was there is kept as ${r.kept}` : ''}`);

@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { copyFileSafely, copyFileSafelySync } from './copy-file.js';
+import { copyFileSafely } from './copy-file.js';
 
 let dir: string;
 beforeEach(() => {
@@ -17,14 +17,10 @@ describe('copyFileSafely', () => {
     writeFileSync(join(dir, 'src'), data);
     chmodSync(join(dir, 'src'), 0o640);
     await copyFileSafely(join(dir, 'src'), join(dir, 'a'));
-    copyFileSafelySync(join(dir, 'src'), join(dir, 'b'));
-    for (const copy of ['a', 'b']) {
-      expect(readFileSync(join(dir, copy)).equals(data)).toBe(true);
-      expect(statSync(join(dir, copy)).mode & 0o777).toBe(0o640);
-    }
+    expect(readFileSync(join(dir, 'a')).equals(data)).toBe(true);
+    expect(statSync(join(dir, 'a')).mode & 0o777).toBe(0o640);
     writeFileSync(join(dir, 'taken'), 'mine');
     await expect(copyFileSafely(join(dir, 'src'), join(dir, 'taken'))).rejects.toMatchObject({ code: 'EEXIST' });
-    expect(() => copyFileSafelySync(join(dir, 'src'), join(dir, 'taken'))).toThrow(expect.objectContaining({ code: 'EEXIST' }));
     expect(readFileSync(join(dir, 'taken'), 'utf8')).toBe('mine');
     await expect(copyFileSafely(join(dir, 'missing'), join(dir, 'c'))).rejects.toMatchObject({ code: 'ENOENT' });
   });

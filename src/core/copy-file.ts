@@ -7,7 +7,7 @@
  * nothing), else a read/write loop that stops at the end of the file wherever it is by then.
  * The destination is created exclusively (EEXIST if something is there) with the source's mode.
  */
-import { closeSync, constants, copyFileSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { constants } from 'node:fs';
 import { copyFile, open } from 'node:fs/promises';
 
 const COPY_CHUNK_BYTES = 1024 * 1024;
@@ -34,32 +34,6 @@ export async function copyFileSafely(src: string, dst: string): Promise<void> {
     }
   } finally {
     await from.close();
-  }
-}
-
-/** copyFileSafely on this thread (a file restored from the version area by the CLI). */
-export function copyFileSafelySync(src: string, dst: string): void {
-  try {
-    return copyFileSync(src, dst, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
-  } catch (err) {
-    if (!cannotClone(err)) throw err;
-  }
-  const from = openSync(src, 'r');
-  try {
-    const to = openSync(dst, 'wx', fstatSync(from).mode & 0o7777);
-    try {
-      const buf = Buffer.allocUnsafe(COPY_CHUNK_BYTES);
-      for (let at = 0; ; ) {
-        const bytesRead = readSync(from, buf, 0, buf.length, at);
-        if (bytesRead === 0) return;
-        for (let done = 0; done < bytesRead; ) done += writeSync(to, buf, done, bytesRead - done, at + done);
-        at += bytesRead;
-      }
-    } finally {
-      closeSync(to);
-    }
-  } finally {
-    closeSync(from);
   }
 }
 

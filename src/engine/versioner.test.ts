@@ -67,13 +67,13 @@ describe('listing', () => {
 });
 
 describe('restoring', () => {
-  it('puts a copy back as a new edit; what was there is kept as a version; the version stays', () => {
+  it('puts a copy back as a new edit; what was there is kept as a version; the version stays', async () => {
     versioner.archive(put('a.txt', 'the old text'), 'a.txt', at('2026-12-01T10:00:00Z'));
     const current = put('a.txt', 'what replaced it');
     const inodeBefore = statSync(current).ino;
     const [old] = versioner.list('a.txt');
     const now = at('2026-12-07T18:00:00Z');
-    const { kept } = versioner.restore(old!, now);
+    const { kept } = await versioner.restore(old!, now);
 
     expect(readFileSync(join(root, 'a.txt'), 'utf8')).toBe('the old text');
     expect(statSync(join(root, 'a.txt')).mtimeMs).toBe(now.getTime());
@@ -84,23 +84,23 @@ describe('restoring', () => {
     expect(readdirSync(root).filter((n) => n.startsWith('.ferry.tmp'))).toEqual([]);
   });
 
-  it('brings back a deleted file with its directories', () => {
+  it('brings back a deleted file with its directories', async () => {
     versioner.archive(put('gone/with/it.txt', 'deleted by a peer'), 'gone/with/it.txt', at('2026-12-01T10:00:00Z'));
     rmSync(join(root, 'gone'), { recursive: true });
-    const { kept } = versioner.restore(versioner.list('gone')[0]!);
+    const { kept } = await versioner.restore(versioner.list('gone')[0]!);
     expect(kept).toBeUndefined();
     expect(readFileSync(join(root, 'gone/with/it.txt'), 'utf8')).toBe('deleted by a peer');
   });
 
-  it('refuses when a directory is in the way, or a parent is a link out of the folder, and changes nothing', () => {
+  it('refuses when a directory is in the way, or a parent is a link out of the folder, and changes nothing', async () => {
     versioner.archive(put('d/x.txt', 'x'), 'd/x.txt', at('2026-12-01T10:00:00Z'));
     const [x] = versioner.list('d/x.txt');
     mkdirSync(join(root, 'd/x.txt'));
-    expect(() => versioner.restore(x!)).toThrow(/is a directory now/);
+    await expect(versioner.restore(x!)).rejects.toThrow(/is a directory now/);
     rmSync(join(root, 'd'), { recursive: true });
     mkdirSync(join(base, 'outside'));
     symlinkSync(join(base, 'outside'), join(root, 'd'));
-    expect(() => versioner.restore(x!)).toThrow(/symlink/);
+    await expect(versioner.restore(x!)).rejects.toThrow(/symlink/);
     expect(readdirSync(join(base, 'outside'))).toEqual([]);
     expect(lstatSync(join(root, 'd')).isSymbolicLink()).toBe(true);
     expect(existsSync(join(root, x!.stored))).toBe(true);

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync, utimesSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { copyFileSafelySync } from '../core/copy-file.js';
+import { copyFileSafely } from '../core/copy-file.js';
 import { FerryError } from '../core/errors.js';
 import { checkRelativePath } from '../core/paths.js';
 import { FolderPaths } from './folder-paths.js';
@@ -74,13 +74,13 @@ export class Versioner {
    * so the path never goes missing: a running node sees one change, not a delete). The version
    * itself stays where it is. Returns where the replaced file was kept, if there was one.
    */
-  restore(version: StoredVersion, now = new Date()): { kept?: string } {
+  async restore(version: StoredVersion, now = new Date()): Promise<{ kept?: string }> {
     const abs = new FolderPaths(this.root).resolve(version.path, { createParents: true });
     const current = lstatSync(abs, { throwIfNoEntry: false });
     if (current?.isDirectory()) throw new FerryError('ALREADY_EXISTS', `${version.path} is a directory now; move it away to restore the file`);
     const temp = join(dirname(abs), `.ferry.tmp.restore.${randomBytes(6).toString('hex')}`);
     try {
-      copyFileSafelySync(join(this.root, version.stored), temp);
+      await copyFileSafely(join(this.root, version.stored), temp); // in the thread pool: a node serving the API keeps going
       utimesSync(temp, now, now);
       let kept: string | undefined;
       if (current) {
@@ -187,7 +187,7 @@ export interface RestoreResult {
  * `at`; a directory gets back every file under it that is missing now. NOT_FOUND when nothing
  * matches, INVALID_CONFIG for a malformed `at`.
  */
-export function restorePath(versioner: Versioner, path: string, at?: string): RestoreResult {
+export async function restorePath(versioner: Versioner, path: string, at?: string): Promise<RestoreResult> {
   const digits = at === undefined ? undefined : timeDigits(at);
   const matches = (v: StoredVersion) => digits === undefined || new Date(v.replacedAtMs).toISOString().replace(/\D/g, '').startsWith(digits);
   const entry = (v: StoredVersion, kept: string | undefined) => ({ path: v.path, from: v.stored, replacedAt: new Date(v.replacedAtMs).toISOString(), kept: kept ?? null });
@@ -197,7 +197,7 @@ export function restorePath(versioner: Versioner, path: string, at?: string): Re
     if (own.length === 0) throw new FerryError('NOT_FOUND', `no versions of ${path} are kept`);
     const chosen = own.find(matches);
     if (!chosen) throw new FerryError('NOT_FOUND', `no version of ${path} replaced at ${at} (UTC); kept: ${own.map((v) => new Date(v.replacedAtMs).toISOString()).join(', ')}`);
-    return { restored: [entry(chosen, versioner.restore(chosen).kept)], skipped: [] };
+    return { restored: [entry(chosen, (await versioner.restore(chosen)).kept)], skipped: [] };
   }
   // A directory: what was deleted under it comes back; files there now stay as they are.
   const restored: RestoreResult['restored'] = [];
@@ -210,7 +210,7 @@ export function restorePath(versioner: Versioner, path: string, at?: string): Re
       continue;
     }
     const chosen = versions.find(matches);
-    if (chosen) restored.push(entry(chosen, versioner.restore(chosen).kept));
+    if (chosen) restored.push(entry(chosen, (await versioner.restore(chosen)).kept));
   }
   if (restored.length === 0) {
     throw new FerryError('NOT_FOUND', `nothing to restore under ${path}${at ? ` replaced at ${at} (UTC)` : ''}: ${skipped.length} file(s) with versions are there now`);
