@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ChunkBoundaryFinder, chunkParamsFor, chunkParamsWithAvg, type ChunkParams } from './fastcdc.js';
+import { chunksFrom } from './chunks-from.js';
 import { chunkTailInWorker, hashRangesInWorker } from './hash-worker.js';
 
 export interface Chunk {
@@ -156,39 +157,25 @@ async function* chunkInHalves(path: string, file: FileHandle, size: number, para
   const tail = chunkTailInWorker(path, middle, params, abort);
   tail.catch(() => {}); // awaited only if this half gets that far
   try {
-    const finder = new ChunkBoundaryFinder(params);
-    const window = Buffer.allocUnsafe(Math.max(WINDOW_SIZE, 2 * params.maxSize));
-    let base = 0; // file offset of window[0]
-    let filled = 0;
-    let chunkStart = 0;
     let tailAt: Map<number, number> | undefined; // worker chunk offset -> its index
     let tailChunks: Chunk[] = [];
-    for (;;) {
+    for await (const chunk of chunksFrom(async (w, at, length, position) => (await file.read(w, at, length, position)).bytesRead, 0, params)) {
       signal?.throwIfAborted();
-      const { bytesRead } = await file.read(window, filled, window.length - filled, base + filled);
-      const cuts = bytesRead > 0 ? finder.push(window.subarray(filled, filled + bytesRead)) : finder.finish();
-      filled += bytesRead;
-      for (const cut of cuts) {
-        yield { offset: chunkStart, size: cut - chunkStart, hash: createHash('sha256').update(window.subarray(chunkStart - base, cut - base)).digest() };
-        chunkStart = cut;
-        if (cut < middle) continue;
-        if (!tailAt) {
-          tailChunks = await tail;
-          tailAt = new Map(tailChunks.map((c, i) => [c.offset, i]));
-        }
-        const at = tailAt.get(cut);
-        if (at !== undefined) {
-          for (let i = at; i < tailChunks.length; i++) {
-            signal?.throwIfAborted();
-            yield tailChunks[i]!;
-          }
-          return;
-        }
+      yield chunk;
+      const cut = chunk.offset + chunk.size;
+      if (cut < middle) continue;
+      if (!tailAt) {
+        tailChunks = await tail;
+        tailAt = new Map(tailChunks.map((c, i) => [c.offset, i]));
       }
-      if (bytesRead === 0) return;
-      window.copy(window, 0, chunkStart - base, filled);
-      filled -= chunkStart - base;
-      base = chunkStart;
+      const at = tailAt.get(cut);
+      if (at !== undefined) {
+        for (let i = at; i < tailChunks.length; i++) {
+          signal?.throwIfAborted();
+          yield tailChunks[i]!;
+        }
+        return;
+      }
     }
   } finally {
     Atomics.store(abort, 0, 1); // the worker stops if it is still at it

@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { ChunkBoundaryFinder, type ChunkParams } from './fastcdc.js';
+import { chunksFrom } from './chunks-from.js';
+import type { ChunkParams } from './fastcdc.js';
 
 export type ThreadRequest =
   | { id: number; buffer: SharedArrayBuffer; byteOffset: number; ranges: number[] }
@@ -15,9 +16,6 @@ export type ThreadRequest =
 export type ThreadReply =
   | { id: number; out: Uint8Array | Float64Array; hashes?: Uint8Array }
   | { id: number; error: { message: string; code?: string } };
-
-/** Read window of a tail: at least 2 * maxSize, so that an unfinished chunk never fills it. */
-const TAIL_WINDOW = 4 * 1024 * 1024;
 
 function hashRanges(buffer: SharedArrayBuffer, byteOffset: number, ranges: number[]): Uint8Array {
   const out = new Uint8Array((ranges.length / 2) * 32);
@@ -55,28 +53,13 @@ function lstatAll(dirs: [string, string[]][]): Float64Array {
 export async function chunkTail(path: string, start: number, params: ChunkParams, abort: Int32Array): Promise<{ out: Float64Array; hashes: Uint8Array }> {
   const fd = openSync(path, 'r');
   try {
-    const finder = new ChunkBoundaryFinder(params);
-    const window = Buffer.allocUnsafe(Math.max(TAIL_WINDOW, 2 * params.maxSize));
     const cuts: number[] = [];
     const hashes: Buffer[] = [];
-    let base = start; // file offset of window[0]
-    let filled = 0;
-    let chunkStart = start;
-    while (Atomics.load(abort, 0) === 0) {
-      const bytesRead = readSync(fd, window, filled, window.length - filled, base + filled);
-      const found = bytesRead > 0 ? finder.push(window.subarray(filled, filled + bytesRead)) : finder.finish();
-      filled += bytesRead;
-      for (const cut of found) {
-        const end = start + cut;
-        hashes.push(createHash('sha256').update(window.subarray(chunkStart - base, end - base)).digest());
-        cuts.push(chunkStart, end - chunkStart);
-        chunkStart = end;
-      }
-      if (bytesRead === 0) break;
-      window.copy(window, 0, chunkStart - base, filled);
-      filled -= chunkStart - base;
-      base = chunkStart;
-      await new Promise((resolve) => setImmediate(resolve));
+    const letOthersThrough = () => new Promise<void>((resolve) => setImmediate(resolve));
+    for await (const chunk of chunksFrom((w, at, length, position) => readSync(fd, w, at, length, position), start, params, letOthersThrough)) {
+      if (Atomics.load(abort, 0) !== 0) break;
+      cuts.push(chunk.offset, chunk.size);
+      hashes.push(chunk.hash);
     }
     const all = new Uint8Array(hashes.length * 32);
     hashes.forEach((h, i) => all.set(h, i * 32));
