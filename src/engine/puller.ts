@@ -491,6 +491,7 @@ class TempFile {
   private unflushed = 0;
   private flushing?: Promise<void>;
   private flushError?: unknown;
+  private lastLargeWrite: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly descriptor: number) {}
 
@@ -529,12 +530,24 @@ class TempFile {
     return done === size ? buf : buf.subarray(0, done);
   }
 
-  async write(data: Buffer, offset: number): Promise<void> {
+  private async writeInPool(data: Buffer, offset: number): Promise<void> {
     let done = 0;
+    while (done < data.length) done += (await writeFd(this.fd, data, done, data.length - done, offset + done)).bytesWritten;
+  }
+
+  /**
+   * Writes `data` at `offset`. Large writes to one file go one at a time: each holds the
+   * file's inode lock, and pool threads waiting for it spin (measured writing 1 GiB in 1 MiB
+   * pieces on ext4: ~90 ms more CPU with 8 in flight, at times ~700 ms, for no gain in speed).
+   */
+  async write(data: Buffer, offset: number): Promise<void> {
     if (data.length <= SYNC_WRITE_BYTES) {
+      let done = 0;
       while (done < data.length) done += writeSync(this.fd, data, done, data.length - done, offset + done);
     } else {
-      while (done < data.length) done += (await writeFd(this.fd, data, done, data.length - done, offset + done)).bytesWritten;
+      const turn = this.lastLargeWrite.then(() => this.writeInPool(data, offset));
+      this.lastLargeWrite = turn.catch(() => undefined);
+      await turn;
     }
     this.unflushed += data.length;
     if (this.unflushed >= WRITEBACK_BYTES && !this.flushing) {
