@@ -5,7 +5,7 @@
  * Range downloads, deletes and the audit log.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -410,6 +410,45 @@ describe('REST API', () => {
     expect(dir.json.skipped).toEqual(['sub/b.txt']);
     expect(readFileSync(join(root, 'sub', 'a.txt'), 'utf8')).toBe('a');
     expect(readFileSync(join(root, 'sub', 'b.txt'), 'utf8')).toBe('b again');
+  });
+
+  it('rewinds a directory or the whole folder to a past time; a dry run needs read access and changes nothing', async () => {
+    mkdirSync(join(root, 'rw'), { recursive: true });
+    writeFileSync(join(root, 'rw', 'x.txt'), 'original');
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(join(root, 'rw', 'x.txt'), hourAgo, hourAgo);
+    const asOf = encodeURIComponent(new Date(Date.now() - 1_800_000).toISOString());
+    expect((await call('DELETE', '/api/v1/content/docs/rw/x.txt', { token: aliceToken })).status).toBe(200);
+    writeFileSync(join(root, 'rw', 'x.txt'), 'scrambled');
+    writeFileSync(join(root, 'rw', 'note.txt'), 'pay up');
+
+    const before = tree();
+    const dry = await call('POST', `/api/v1/restore/docs/rw?asOf=${asOf}&dryRun=true`, { token: bobToken });
+    expect(dry.status).toBe(200);
+    expect(dry.json).toMatchObject({ folder: 'docs', dryRun: true, restored: [{ path: 'rw/x.txt' }], changedSince: ['rw/note.txt'], unchanged: 0 });
+    for (const [token, url, status, code] of [
+      [bobToken, `/api/v1/restore/docs/rw?asOf=${asOf}`, 403, 'FORBIDDEN'],
+      [aliceToken, '/api/v1/restore/docs/rw?asOf=last-week', 400, 'INVALID_REQUEST'],
+      [aliceToken, `/api/v1/restore/docs/rw?asOf=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}`, 400, 'INVALID_REQUEST'],
+      [aliceToken, `/api/v1/restore/docs/../rw?asOf=${asOf}`, 400, 'INVALID_PATH'],
+    ] as const) {
+      const r = await call('POST', url, { token });
+      expect([r.status, r.json?.error?.code], url).toEqual([status, code]);
+    }
+    expect(tree()).toEqual(before);
+
+    changed.length = 0;
+    const done = await call('POST', `/api/v1/restore/docs/rw?asOf=${asOf}`, { token: aliceToken });
+    expect(done.status).toBe(200);
+    expect(done.json).toMatchObject({ dryRun: false, restored: [{ path: 'rw/x.txt' }], changedSince: ['rw/note.txt'] });
+    expect(readFileSync(join(root, 'rw', 'x.txt'), 'utf8')).toBe('original');
+    expect(readFileSync(join(root, 'rw', 'note.txt'), 'utf8')).toBe('pay up');
+    expect(changed).toEqual([['rw/x.txt']]);
+    // The whole folder, given as the folder alone: rw/x.txt is as it was by now.
+    const whole = await call('POST', `/api/v1/restore/docs?asOf=${asOf}&dryRun=true`, { token: bobToken });
+    expect(whole.status).toBe(200);
+    expect(whole.json.restored.map((r: { path: string }) => r.path)).not.toContain('rw/x.txt');
+    expect(whole.json.changedSince).toContain('rw/note.txt');
   });
 
   it('keeps an audit log of writes, downloads and refusals, filtered by user and path', async () => {

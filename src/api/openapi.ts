@@ -232,10 +232,15 @@ export function openApiDocument(): Record<string, unknown> {
       },
       '/restore/{path}': {
         post: {
-          summary: 'put a file back as it was before it was replaced or deleted (its newest version, or the one replaced at `at`), as a new edit that syncs; what is there now is kept as a version. A directory: every file under it that is missing now',
-          parameters: [pathParam, { name: 'at', in: 'query', description: 'UTC time as the listing gives it (2026-12-07T18:13:48Z) or a prefix of it (2026-12-07)', schema: { type: 'string' } }],
+          summary: 'put a file back as it was before it was replaced or deleted (its newest version, or the one replaced at `at`), as a new edit that syncs; what is there now is kept as a version. A directory: every file under it that is missing now. With `asOf`: rewind the path (a file, a directory, or the whole folder given as FOLDER alone) to how it was at that time',
+          parameters: [
+            pathParam,
+            { name: 'at', in: 'query', description: 'UTC time as the listing gives it (2026-12-07T18:13:48Z) or a prefix of it (2026-12-07)', schema: { type: 'string' } },
+            { name: 'asOf', in: 'query', description: 'rewind to this time (ISO, 2026-12-07T18:13:48Z); files replaced or deleted by sync since then get the content they had then', schema: { type: 'string' } },
+            { name: 'dryRun', in: 'query', description: 'with asOf, `true`: report what would be put back, change nothing (read access is enough)', schema: { type: 'boolean' } },
+          ],
           responses: {
-            '200': { description: '{folder, restored: [{path, replacedAt}], skipped: [path]}' },
+            '200': { description: '{folder, restored: [{path, replacedAt}], skipped: [path]}; with asOf: {folder, asOf, dryRun, restored: [{path, replacedAt}], changedSince: [path], unchanged}' },
             ...standardErrors,
             '404': errorResponse('no such folder, or no such version (UNKNOWN_FOLDER, NOT_FOUND)'),
             '409': errorResponse('a directory is in the way (ALREADY_EXISTS)'),

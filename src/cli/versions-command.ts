@@ -1,12 +1,14 @@
 /**
  * The version area from the command line, on the node's own machine (no running node needed):
  * `ferry versions FOLDER [PATH]` lists what replaced and deleted files are kept;
- * `ferry restore FOLDER PATH [--at TIME]` puts one back, as a new edit that syncs everywhere.
+ * `ferry restore FOLDER PATH [--at TIME]` puts one back, as a new edit that syncs everywhere;
+ * `ferry restore FOLDER [PATH] --as-of TIME [--dry-run]` rewinds a directory or the folder.
  * With `--remote URL` both ask a node logged in to (`ferry login`) over its REST API instead.
  */
 import type { Command } from 'commander';
 import { FerryError } from '../core/errors.js';
 import { formatBytes } from '../core/format-bytes.js';
+import { parseAsOf, rewind, type RewindResult } from '../engine/rewind.js';
 import { restorePath, Versioner } from '../engine/versioner.js';
 import type { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import { printJson, printLine } from './output.js';
@@ -39,12 +41,24 @@ export function registerVersionCommands(program: Command, action: Action, withSt
     );
 
   program
-    .command('restore <folder> <path>')
-    .description('put a file back as it was before it was replaced or deleted (the newest version, or the one of --at); what is there now is kept as a version. A directory: every file under it that is missing now')
+    .command('restore <folder> [path]')
+    .description('put a file back as it was before it was replaced or deleted (the newest version, or the one of --at); what is there now is kept as a version. A directory: every file under it that is missing now. With --as-of: PATH (or the whole folder) as it was at that time')
     .option('--at <time>', 'the version replaced at this time (UTC, as `ferry versions` prints it; a prefix such as 2026-12-07 takes the newest of that day)')
+    .option('--as-of <time>', 'rewind PATH, or the whole folder when no PATH is given, to how it was at this time: UTC as `ferry versions` prints it (2026-12-07 18:13:48, or 2026-12-07), or how long ago (90m, 2h, 3d)')
+    .option('--dry-run', 'with --as-of: list what would be put back, change nothing')
     .option('--remote <url>', REMOTE_HELP)
     .action(
-      action(async (home, json, folderId: string, path: string, opts: { at?: string; remote?: string }) => {
+      action(async (home, json, folderId: string, path: string | undefined, opts: { at?: string; asOf?: string; dryRun?: boolean; remote?: string }) => {
+        if (opts.asOf !== undefined) {
+          if (opts.at !== undefined) throw new FerryError('INVALID_CONFIG', '--at picks one version of a file, --as-of rewinds to a time: give one of them');
+          const asOf = new Date(parseAsOf(opts.asOf)).toISOString();
+          const result: RewindResult = opts.remote
+            ? await clientFor(new Credentials(home), opts.remote).json('POST', apiPath('restore', folderId, path ?? ''), { query: { asOf, ...(opts.dryRun ? { dryRun: 'true' } : {}) } })
+            : await rewind(await versionsOf(home, folderId), path ?? '', Date.parse(asOf), { dryRun: opts.dryRun });
+          return json ? printJson(result) : printRewind(result, path);
+        }
+        if (opts.dryRun) throw new FerryError('INVALID_CONFIG', '--dry-run goes with --as-of');
+        if (path === undefined) throw new FerryError('INVALID_CONFIG', 'give the PATH to restore (or --as-of TIME to rewind the whole folder)');
         const result: { restored: { path: string; replacedAt: string; kept?: string | null }[]; skipped: string[] } = opts.remote
           ? await clientFor(new Credentials(home), opts.remote).json('POST', apiPath('restore', folderId, path), { query: opts.at === undefined ? {} : { at: opts.at } })
           : await restorePath(await versionsOf(home, folderId), path, opts.at);
@@ -55,6 +69,22 @@ export function registerVersionCommands(program: Command, action: Action, withSt
         if (result.skipped.length) printLine(`Left ${result.skipped.length} file(s) that are there now as they are (restore them one by one)`);
       }),
     );
+}
+
+/** How many changed files `ferry restore --as-of` names before it only counts them (--json lists all). */
+const LISTED_CHANGED = 20;
+
+function printRewind(result: RewindResult, path: string | undefined): void {
+  const where = path ?? 'the folder';
+  const when = formatTime(Date.parse(result.asOf));
+  const verb = result.dryRun ? 'Would restore' : 'Restored';
+  for (const r of result.restored) printLine(`${verb} ${r.path} (the version replaced at ${formatTime(Date.parse(r.replacedAt))})${r.kept ? `; what was there is kept as ${r.kept}` : ''}`);
+  if (result.restored.length === 0) printLine(`Nothing in ${where} to put back as of ${when}`);
+  if (result.unchanged) printLine(`${result.unchanged} file(s) are as they were then`);
+  if (result.changedSince.length === 0) return;
+  printLine(`Left as they are: ${result.changedSince.length} file(s) changed or created since ${when} with no earlier version on this device (another device may keep one):`);
+  for (const p of result.changedSince.slice(0, LISTED_CHANGED)) printLine(`  ${p}`);
+  if (result.changedSince.length > LISTED_CHANGED) printLine(`  … and ${result.changedSince.length - LISTED_CHANGED} more (--json lists them all)`);
 }
 
 const REMOTE_HELP = 'ask this node over its REST API (one you logged in to with `ferry login`) instead of this machine';

@@ -190,14 +190,13 @@ export interface RestoreResult {
 export async function restorePath(versioner: Versioner, path: string, at?: string): Promise<RestoreResult> {
   const digits = at === undefined ? undefined : timeDigits(at);
   const matches = (v: StoredVersion) => digits === undefined || new Date(v.replacedAtMs).toISOString().replace(/\D/g, '').startsWith(digits);
-  const entry = (v: StoredVersion, kept: string | undefined) => ({ path: v.path, from: v.stored, replacedAt: new Date(v.replacedAtMs).toISOString(), kept: kept ?? null });
   const all = versioner.list(path);
   const own = all.filter((v) => v.path === path);
   if (own.length > 0 || all.length === 0) {
     if (own.length === 0) throw new FerryError('NOT_FOUND', `no versions of ${path} are kept`);
     const chosen = own.find(matches);
     if (!chosen) throw new FerryError('NOT_FOUND', `no version of ${path} replaced at ${at} (UTC); kept: ${own.map((v) => new Date(v.replacedAtMs).toISOString()).join(', ')}`);
-    return { restored: [entry(chosen, (await versioner.restore(chosen)).kept)], skipped: [] };
+    return { restored: [restoredEntry(chosen, (await versioner.restore(chosen)).kept)], skipped: [] };
   }
   // A directory: what was deleted under it comes back; files there now stay as they are.
   const restored: RestoreResult['restored'] = [];
@@ -210,12 +209,17 @@ export async function restorePath(versioner: Versioner, path: string, at?: strin
       continue;
     }
     const chosen = versions.find(matches);
-    if (chosen) restored.push(entry(chosen, (await versioner.restore(chosen)).kept));
+    if (chosen) restored.push(restoredEntry(chosen, (await versioner.restore(chosen)).kept));
   }
   if (restored.length === 0) {
     throw new FerryError('NOT_FOUND', `nothing to restore under ${path}${at ? ` replaced at ${at} (UTC)` : ''}: ${skipped.length} file(s) with versions are there now`);
   }
   return { restored, skipped };
+}
+
+/** How a restored version is reported: where it came from, when it was replaced, where what it replaced is kept. */
+export function restoredEntry(v: StoredVersion, kept: string | undefined): RestoreResult['restored'][number] {
+  return { path: v.path, from: v.stored, replacedAt: new Date(v.replacedAtMs).toISOString(), kept: kept ?? null };
 }
 
 function timeDigits(at: string): string {

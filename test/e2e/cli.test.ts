@@ -467,4 +467,51 @@ describe('the version area from the command line', () => {
     await waitForContent(a, 'kept', 'trip/photos/p1.txt', 'sunset\n');
     await waitForContent(a, 'kept', 'trip/day1.txt', 'written again meanwhile\n');
   }, 90_000);
+
+  it('rewinds a folder that a program damaged on the peer to a past time, and the rewind reaches the peer', async () => {
+    const [a, b] = await runningPair(['rewa', 'rewb'], 'kept');
+    await writeFile(a.file('kept', 'docs/report.txt'), 'the report\n');
+    await writeFile(a.file('kept', 'docs/budget.txt'), 'the budget\n');
+    await writeFile(a.file('kept', 'keep.txt'), 'untouched\n');
+    for (const [f, text] of [['docs/report.txt', 'the report\n'], ['docs/budget.txt', 'the budget\n'], ['keep.txt', 'untouched\n']]) await waitForContent(b, 'kept', f!, text!);
+    // Version stamps are whole seconds: the moment lies more than a second from both sides.
+    await sleep(1100);
+    const asOf = new Date().toISOString();
+    await sleep(1100);
+    // On A a program rewrites one file, deletes another and leaves a note; sync carries all of it to B.
+    await writeFile(a.file('kept', 'docs/report.txt'), 'scrambled\n');
+    rmSync(a.file('kept', 'docs/budget.txt'));
+    await writeFile(a.file('kept', 'docs/READ-ME-NOW.txt'), 'pay up\n');
+    await waitForContent(b, 'kept', 'docs/report.txt', 'scrambled\n');
+    await waitForContent(b, 'kept', 'docs/READ-ME-NOW.txt', 'pay up\n');
+    await waitFor(async () => !(await exists(b.file('kept', 'docs/budget.txt'))), { message: 'budget.txt to be deleted on B' });
+
+    const dry = parseJsonOutput<{ dryRun: boolean; restored: { path: string }[]; changedSince: string[]; unchanged: number }>(
+      await b.ferryOk('restore', 'kept', '--as-of', asOf, '--dry-run', '--json'),
+    );
+    expect(dry).toMatchObject({ dryRun: true, restored: [{ path: 'docs/budget.txt' }, { path: 'docs/report.txt' }], changedSince: ['docs/READ-ME-NOW.txt'], unchanged: 1 });
+    expect(readFileSync(b.file('kept', 'docs/report.txt'), 'utf8')).toBe('scrambled\n');
+    expect(await exists(b.file('kept', 'docs/budget.txt'))).toBe(false);
+
+    for (const args of [['--as-of', 'soon'], ['--as-of', asOf, '--at', asOf], ['docs', '--dry-run'], []]) {
+      const r = await b.ferry('restore', 'kept', ...args, '--json');
+      expect(r.code, describeRun(r, `restore kept ${args.join(' ')} must fail`)).not.toBe(0);
+      expect(jsonError(r).code).toBe('INVALID_CONFIG');
+    }
+
+    const done = await b.ferryOk('restore', 'kept', '--as-of', asOf);
+    const when = (iso: string) => `${iso.slice(0, 19).replace('T', ' ')} UTC`;
+    expect(done.stdout.split('\n')).toEqual([
+      expect.stringMatching(/^Restored docs\/budget\.txt \(the version replaced at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)$/),
+      expect.stringMatching(/^Restored docs\/report\.txt \(the version replaced at .* UTC\); what was there is kept as \.ferry-versions\/docs\/report~\d{8}-\d{6}(-1)?\.txt$/),
+      '1 file(s) are as they were then',
+      `Left as they are: 1 file(s) changed or created since ${when(asOf)} with no earlier version on this device (another device may keep one):`,
+      '  docs/READ-ME-NOW.txt',
+      '',
+    ]);
+    await waitForContent(a, 'kept', 'docs/report.txt', 'the report\n');
+    await waitForContent(a, 'kept', 'docs/budget.txt', 'the budget\n');
+    expect(readFileSync(a.file('kept', 'docs/READ-ME-NOW.txt'), 'utf8')).toBe('pay up\n');
+    expect(readFileSync(b.file('kept', 'keep.txt'), 'utf8')).toBe('untouched\n');
+  }, 90_000);
 });
