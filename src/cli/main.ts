@@ -18,7 +18,7 @@ import type { ScanSummary } from '../engine/scanner.js';
 import { FerryNode } from '../daemon/node.js';
 import type { NodeRuntimeStatus } from '../daemon/node-status.js';
 import { databasePath, defaultFolderPath, identityDir, resolveHome } from '../daemon/home.js';
-import { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
+import { checkMode, SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import { formatHostPort, parseHostPort } from '../transport/address.js';
 import { DEFAULT_DISCOVERY_PORT } from '../transport/lan-discovery.js';
 import { loadIdentity, loadOrCreateIdentity } from '../transport/identity.js';
@@ -163,6 +163,10 @@ program
           if (!node) throw new FerryError('NOT_RUNNING', 'the node is still starting (scanning its folders)');
           return node.runtimeStatus();
         },
+        settle: (action, id) => {
+          if (!node) throw new FerryError('NOT_RUNNING', 'the node is still starting (scanning its folders); try again in a moment');
+          return node.settle(action, id);
+        },
       }, logger);
       const api = RemoteApi.open({ databaseFile: databasePath(home), folderSync: (id) => node?.folderSync(id), logger: logger.child({ component: 'api' }) });
       node = await FerryNode.start({ home, host, port, discoveryPort, maxSendRate, maxReceiveRate, logger, handleRequest: (req, res, expectsContinue) => api.handle(req, res, expectsContinue) });
@@ -235,9 +239,15 @@ function makeDirectory(abs: string): string {
   return abs;
 }
 
-function folderSettings(opts: { keepVersions: string; rescan: string }) {
-  return { versionsKeepDays: wholeNumber(opts.keepVersions, '--keep-versions', 0), rescanSeconds: wholeNumber(opts.rescan, '--rescan', 1) };
+function folderSettings(opts: { keepVersions: string; rescan: string; mode?: string }) {
+  return {
+    versionsKeepDays: wholeNumber(opts.keepVersions, '--keep-versions', 0),
+    rescanSeconds: wholeNumber(opts.rescan, '--rescan', 1),
+    ...(opts.mode === undefined ? {} : { mode: checkMode(opts.mode) }),
+  };
 }
+
+const MODE_HELP = "send-receive (default); send-only: changes from peers are not applied here; receive-only: changes made here are not sent";
 
 folder
   .command('add <path>')
@@ -245,8 +255,9 @@ folder
   .option('--id <id>', 'folder ID (default: the directory name); must match on every device')
   .option('--keep-versions <days>', 'days to keep replaced and deleted files in .ferry-versions/', '30')
   .option('--rescan <seconds>', 'full rescan interval (the file watcher catches changes in between)', '600')
+  .option('--mode <mode>', MODE_HELP)
   .action(
-    action(async (home, json, path: string, opts: { id?: string; keepVersions: string; rescan: string }) => {
+    action(async (home, json, path: string, opts: { id?: string; keepVersions: string; rescan: string; mode?: string }) => {
       const settings = folderSettings(opts);
       const abs = resolve(path);
       checkFolderPath(home, abs);
@@ -254,7 +265,7 @@ folder
       await withStore(home, (store) => {
         const f = store.addFolder(id, abs, settings);
         if (json) printJson(f);
-        else printLine(`Folder ${f.id} shares ${f.path}`);
+        else printLine(`Folder ${f.id} shares ${f.path}${f.mode === 'send-receive' ? '' : ` (${f.mode})`}`);
       });
     }),
   );
@@ -321,7 +332,7 @@ folder
     action(async (home, json) => {
       const folders = await withStore(home, (store) => store.listFolders());
       if (json) return printJson(folders);
-      for (const f of folders) printLine(`${f.id}\t${f.path}\t${f.devices.length} device(s)`);
+      for (const f of folders) printLine(`${f.id}\t${f.path}\t${f.devices.length} device(s)\t${f.mode}${f.paused ? '\tpaused' : ''}`);
     }),
   );
 
@@ -341,22 +352,41 @@ folder
   .description("change a folder's settings (a running node applies them at once)")
   .option('--keep-versions <days>', 'days to keep replaced and deleted files in .ferry-versions/')
   .option('--rescan <seconds>', 'full rescan interval')
+  .option('--mode <mode>', MODE_HELP)
   .action(
-    action(async (home, json, id: string, opts: { keepVersions?: string; rescan?: string }) => {
-      if (opts.keepVersions === undefined && opts.rescan === undefined) {
-        throw new FerryError('INVALID_CONFIG', 'nothing to change: give --keep-versions and/or --rescan');
+    action(async (home, json, id: string, opts: { keepVersions?: string; rescan?: string; mode?: string }) => {
+      if (opts.keepVersions === undefined && opts.rescan === undefined && opts.mode === undefined) {
+        throw new FerryError('INVALID_CONFIG', 'nothing to change: give --keep-versions, --rescan and/or --mode');
       }
       const settings = {
         ...(opts.keepVersions === undefined ? {} : { versionsKeepDays: wholeNumber(opts.keepVersions, '--keep-versions', 0) }),
         ...(opts.rescan === undefined ? {} : { rescanSeconds: wholeNumber(opts.rescan, '--rescan', 1) }),
+        ...(opts.mode === undefined ? {} : { mode: checkMode(opts.mode) }),
       };
       await withStore(home, (store) => {
         const f = store.updateFolder(id, settings);
         if (json) printJson(f);
-        else printLine(`Folder ${f.id}: versions kept ${f.versionsKeepDays} day(s), full rescan every ${f.rescanSeconds} s`);
+        else printLine(`Folder ${f.id}: ${f.mode}, versions kept ${f.versionsKeepDays} day(s), full rescan every ${f.rescanSeconds} s`);
       });
     }),
   );
+
+for (const [verb, description, done] of [
+  ['override', "send-only folder: make this device's copy win over every change peers made (a file this device lacks is deleted on them, into their version areas)", "now win over the peers' changes"],
+  ['revert', "receive-only folder: throw away the changes made here and take the peers' copy back (what is replaced or was only made here goes to the version area)", 'were reverted'],
+] as const) {
+  folder
+    .command(`${verb} <id>`)
+    .description(`${description}; on the running node`)
+    .action(
+      action(async (home, json, id: string) => {
+        const { paths } = await callNode<{ paths: string[] }>(home, 'POST', `/v1/${verb}?folder=${encodeURIComponent(id)}`);
+        if (json) return printJson({ folder: id, paths });
+        printLine(paths.length === 0 ? `Nothing to ${verb} in ${id}` : `${paths.length} path(s) of ${id} ${done}:`);
+        for (const p of paths) printLine(`  ${p}`);
+      }),
+    );
+}
 
 for (const [verb, paused] of [['pause', true], ['resume', false]] as const) {
   folder

@@ -21,7 +21,7 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const folderNow: FolderStatus = { state: 'syncing', needFiles: 2, needBytes: 2048, completion: 40, localFiles: 1, localBytes: 10, errors: [{ path: 'big.bin', message: 'not enough free space' }], conflicts: [] };
+const folderNow: FolderStatus = { state: 'syncing', needFiles: 2, needBytes: 2048, completion: 40, localFiles: 1, localBytes: 10, errors: [{ path: 'big.bin', message: 'not enough free space' }], conflicts: [], mode: 'send-receive', notApplied: 0, notSent: 0 };
 const runtime = (heartbeat: number): NodeRuntimeStatus => ({
   pid: process.pid, running: true, listen: '127.0.0.1:22100', startedAt: '2026-12-07T10:00:00.000Z', heartbeat, folders: { docs: folderNow }, peers: {},
 });

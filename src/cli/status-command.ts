@@ -21,7 +21,11 @@ export function statusReport(store: SqliteIndexStore, deviceId: string, live?: N
       id: f.id,
       path: f.path,
       state: f.paused ? 'paused' : (live?.state ?? 'stopped'),
-      inSync: live ? live.needFiles === 0 && live.errors.length === 0 && live.state === 'idle' : false,
+      // The mode in effect: a running node applies a change within a second.
+      mode: live?.mode ?? f.mode,
+      inSync: live ? live.needFiles === 0 && live.errors.length === 0 && live.state === 'idle' && !live.notApplied && !live.notSent : false,
+      notApplied: live?.notApplied ?? 0,
+      notSent: live?.notSent ?? 0,
       completion: live?.completion ?? 0,
       needFiles: live?.needFiles ?? 0,
       needBytes: live?.needBytes ?? 0,
@@ -82,7 +86,10 @@ export function printStatus(report: ReturnType<typeof statusReport>, json: boole
       : f.state === 'syncing' || f.needFiles > 0
         ? `syncing ${f.completion}% (${f.needFiles} files, ${formatBytes(f.needBytes)} left)`
         : f.state;
-    printLine(`  ${f.id}  ${f.path}  ${state}  [${f.localFiles} files, ${formatBytes(f.localBytes)}]`);
+    const mode = f.mode === 'send-receive' ? '' : `  (${f.mode})`;
+    printLine(`  ${f.id}  ${f.path}  ${state}  [${f.localFiles} files, ${formatBytes(f.localBytes)}]${mode}`);
+    if (f.notApplied) printLine(`    ${f.notApplied} change(s) from peers not applied here (\`ferry folder override ${f.id}\` makes this device's copy win)`);
+    if (f.notSent) printLine(`    ${f.notSent} change(s) made here not sent to peers (\`ferry folder revert ${f.id}\` takes the peers' copy back)`);
     for (const e of f.errors.slice(0, 10)) printLine(`    error: ${e.path}: ${e.message}`);
   }
   printLine('Peers');

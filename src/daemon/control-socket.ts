@@ -5,6 +5,8 @@
  *
  *   POST /v1/rescan[?folder=ID ...]  → {folders: [{id, entries, hashed, changed, errors, ms}]}
  *   GET  /v1/status                  → the node's runtime status (what it publishes to the index)
+ *   POST /v1/override?folder=ID      → {paths}: a send-only folder's state wins over its peers' changes
+ *   POST /v1/revert?folder=ID        → {paths}: a receive-only folder's own changes are thrown away
  *
  * Errors are `{error: {code, message}}` with the FerryError code.
  */
@@ -24,6 +26,8 @@ export const controlSocketPath = (home: string) => join(home, 'control.sock');
 export interface ControlHandlers {
   rescan(folderIds: readonly string[]): Promise<({ id: string } & ScanSummary)[]>;
   status(): NodeRuntimeStatus;
+  /** `ferry folder override` / `ferry folder revert`: the paths it changed. */
+  settle(action: 'override' | 'revert', folderId: string): Promise<string[]>;
 }
 
 export class ControlSocket {
@@ -67,9 +71,11 @@ async function route(req: IncomingMessage, res: ServerResponse, handlers: Contro
   const url = new URL(req.url ?? '/', 'http://node');
   try {
     if (url.pathname === '/v1/status' && req.method === 'GET') return reply(res, 200, handlers.status());
-    if (url.pathname !== '/v1/rescan') throw new FerryError('NOT_FOUND', `no such control request: ${url.pathname}`);
-    if (req.method !== 'POST') throw new FerryError('INVALID_CONFIG', 'rescan needs POST');
-    reply(res, 200, { folders: await handlers.rescan(url.searchParams.getAll('folder')) });
+    const action = url.pathname.slice('/v1/'.length);
+    if (action !== 'rescan' && action !== 'override' && action !== 'revert') throw new FerryError('NOT_FOUND', `no such control request: ${url.pathname}`);
+    if (req.method !== 'POST') throw new FerryError('INVALID_CONFIG', `${action} needs POST`);
+    if (action === 'rescan') return reply(res, 200, { folders: await handlers.rescan(url.searchParams.getAll('folder')) });
+    reply(res, 200, { paths: await handlers.settle(action, url.searchParams.get('folder') ?? '') });
   } catch (err) {
     const code = isFerryError(err) ? err.code : 'IO_ERROR';
     reply(res, code === 'NOT_FOUND' || code === 'UNKNOWN_FOLDER' ? 404 : isFerryError(err) ? 400 : 500, { error: { code, message: errorMessage(err) } });

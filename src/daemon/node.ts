@@ -128,6 +128,13 @@ export class FerryNode {
     return this.folders.get(id);
   }
 
+  /** `ferry folder override` (send-only) or `revert` (receive-only) on a running folder. */
+  settle(action: 'override' | 'revert', id: string): Promise<string[]> {
+    const folder = this.folders.get(id);
+    if (!folder) throw new FerryError('UNKNOWN_FOLDER', `no folder ${id} is running on this node`);
+    return action === 'override' ? folder.override() : folder.revert();
+  }
+
   /** Scans the given folders (every folder when none is given) now, one after the other. */
   async rescan(ids: readonly string[]): Promise<({ id: string } & ScanSummary)[]> {
     const unknown = ids.filter((id) => !this.folders.has(id));
@@ -214,9 +221,12 @@ export class FerryNode {
         continue;
       }
       // A changed path or setting restarts the folder's sync with it (a full scan, cheap when nothing changed).
-      if (old && (old.path !== f.path || old.versionsKeepDays !== f.versionsKeepDays || old.rescanSeconds !== f.rescanSeconds)) await this.stopFolder(f.id);
+      if (old && (old.path !== f.path || old.versionsKeepDays !== f.versionsKeepDays || old.rescanSeconds !== f.rescanSeconds || old.mode !== f.mode)) await this.stopFolder(f.id);
+      const leavesReceiveOnly = old?.mode === 'receive-only' && f.mode !== 'receive-only';
+      if (leavesReceiveOnly) this.sendHeldBack(f.id);
       if (!this.folders.has(f.id)) await this.startFolder(f);
       else if (old && old.devices.join() !== f.devices.join()) this.folders.get(f.id)!.recomputeNeed();
+      if (leavesReceiveOnly) this.announce(f.id);
     }
     for (const id of before.keys()) if (!this.folderConfigs.some((f) => f.id === id)) await this.stopFolder(id);
     const known = new Set(this.peerConfigs.map((p) => p.deviceId));
@@ -232,6 +242,21 @@ export class FerryNode {
       if (!state.session) state.nextDialAt = 0;
     }
     this.dialDue();
+  }
+
+  /**
+   * A folder that is no longer receive-only sends what was changed here meanwhile: those
+   * records were skipped when their sequence numbers went out, so they get new ones. Records
+   * a revert left behind (no version: the peers' version is due) are not news to anyone.
+   */
+  private sendHeldBack(folderId: string): void {
+    const shortId = shortDeviceId(this.deviceId);
+    const entries = this.store
+      .localPathsModifiedBy(folderId, shortId)
+      .map((p) => this.store.getLocal(folderId, p)!)
+      .filter((e) => Object.keys(e.record.version).length > 0);
+    if (entries.length > 0) this.store.commitLocal(folderId, entries);
+    this.logger.info({ folder: folderId, records: entries.length }, 'folder no longer receive-only: sending the changes made here');
   }
 
   private async startFolder(cfg: FolderConfig): Promise<void> {
@@ -252,6 +277,7 @@ export class FerryNode {
         fetchBlock: (record) => this.blockSource(cfg.id, record),
         onLocalChange: () => this.announce(cfg.id),
         rescanSeconds: cfg.rescanSeconds,
+        mode: cfg.mode,
         watch: this.options.watch ?? true,
         clock: this.clock,
       });

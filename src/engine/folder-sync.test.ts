@@ -3,6 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, w
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { blockOffsets } from '../core/file-record.js';
+import { compareVersions } from '../core/version-vector.js';
 import { FolderSync, pullErrorMessage } from './folder-sync.js';
 import { Scanner } from './scanner.js';
 import { fileRecord, makeTestFolder, recordFor, seededBytes, soloFolderSync, type TestFolder } from './test-support.js';
@@ -430,5 +431,102 @@ describe('what a failed pull says', () => {
     } finally {
       execFileSync('chattr', ['-i', join(t.root, 'locked')]);
     }
+  });
+});
+
+describe('folder modes', () => {
+  /** A folder of `mode` shared with REMOTE1, which serves `files` (path → bytes). */
+  async function startWithMode(mode: 'send-only' | 'receive-only', files: Map<string, Buffer>, announced: string[] = []): Promise<void> {
+    await folder.stop();
+    folder = new FolderSync(t.ctx, {
+      devices: () => ['REMOTE1'],
+      fetchBlock: (record) => ({ fetch: async () => ({ data: files.get(record.path)!, from: 'REMOTE1' }) }),
+      onLocalChange: () => void announced.push('change'),
+      rescanSeconds: 3600,
+      watch: false,
+      mode,
+    });
+    await folder.start();
+  }
+
+  /** REMOTE1 announces `path` with `text`, its version counting past `over` (what it has seen). */
+  function remoteFile(files: Map<string, Buffer>, path: string, text: string, over: Record<string, number> = {}, deleted = false): void {
+    const data = Buffer.from(text);
+    files.set(path, data);
+    const record = deleted
+      ? fileRecord(path, { deleted: true, version: { ...over, REMOTE1: (over.REMOTE1 ?? 0) + 1 }, modifiedBy: 'REMOTE1' })
+      : recordFor(path, data, [data.length], { version: { ...over, REMOTE1: (over.REMOTE1 ?? 0) + 1 }, modifiedBy: 'REMOTE1' });
+    t.store.putRemote('f1', 'REMOTE1', [record]);
+    folder.remoteChanged([record]);
+  }
+
+  const read = (path: string) => readFileSync(join(t.root, path), 'utf8');
+  const version = (path: string) => t.store.getLocal('f1', path)!.record.version;
+
+  it("send-only: the peers' changes are not applied but counted; override makes this device's copy win, and deletes what it lacks", async () => {
+    const files = new Map<string, Buffer>();
+    const announced: string[] = [];
+    writeFileSync(join(t.root, 'mine.txt'), 'the master copy');
+    writeFileSync(join(t.root, 'same.txt'), 'identical');
+    await startWithMode('send-only', files, announced);
+    const before = version('mine.txt');
+    remoteFile(files, 'mine.txt', 'an edit on the peer', before);
+    const peers = t.store.remoteFor('f1', 'mine.txt')[0]!.record.version;
+    remoteFile(files, 'new.txt', 'made on the peer');
+    remoteFile(files, 'same.txt', 'identical'); // concurrent, same bytes: taken as is (nothing on disk changes)
+    await folder.settle();
+    expect(read('mine.txt')).toBe('the master copy');
+    expect(readdirSync(t.root).filter((n) => !n.startsWith('.ferry')).sort()).toEqual(['mine.txt', 'same.txt']);
+    expect(folder.status()).toMatchObject({ mode: 'send-only', needFiles: 0, notApplied: 2, notSent: 0 });
+    expect(version('same.txt')).toMatchObject({ REMOTE1: 1 }); // adopted
+
+    announced.length = 0;
+    expect(await folder.override()).toEqual(['mine.txt', 'new.txt']);
+    const mine = t.store.getLocal('f1', 'mine.txt')!.record;
+    expect(mine).toMatchObject({ deleted: false, modifiedBy: 'LOCAL01' });
+    expect([compareVersions(mine.version, peers), compareVersions(mine.version, before)]).toEqual(['greater', 'greater']); // past the peer's edit and its own
+    const gone = t.store.getLocal('f1', 'new.txt')!.record;
+    expect(gone).toMatchObject({ deleted: true, modifiedBy: 'LOCAL01' });
+    expect(compareVersions(gone.version, t.store.remoteFor('f1', 'new.txt')[0]!.record.version)).toBe('greater');
+    expect(folder.status()).toMatchObject({ notApplied: 0, needFiles: 0 });
+    expect(announced.length).toBeGreaterThan(0);
+    expect(read('mine.txt')).toBe('the master copy');
+    await expect(new FolderSync(t.ctx, { devices: () => [], fetchBlock: () => ({ fetch: async () => ({ data: Buffer.alloc(0), from: '' }) }), onLocalChange: () => undefined, rescanSeconds: 3600, watch: false }).override()).rejects.toMatchObject({ code: 'INVALID_CONFIG' });
+  });
+
+  it("receive-only: changes made here stay here and are not announced; revert takes the peers' copy back and keeps ours as versions", async () => {
+    const files = new Map<string, Buffer>();
+    await startWithMode('receive-only', files);
+    remoteFile(files, 'a.txt', 'from the peer');
+    remoteFile(files, 'b.txt', 'also from the peer');
+    remoteFile(files, 'c.txt', 'left alone');
+    await folder.settle();
+    expect([read('a.txt'), read('b.txt'), read('c.txt')]).toEqual(['from the peer', 'also from the peer', 'left alone']);
+
+    writeFileSync(join(t.root, 'a.txt'), 'edited here');
+    unlinkSync(join(t.root, 'b.txt'));
+    writeFileSync(join(t.root, 'own.txt'), 'made here');
+    mkdirSync(join(t.root, 'owndir'));
+    writeFileSync(join(t.root, 'owndir', 'x.txt'), 'made here too');
+    await folder.scanNow();
+    expect(folder.status()).toMatchObject({ mode: 'receive-only', notSent: 5, notApplied: 0, needFiles: 0 });
+    for (const p of ['a.txt', 'b.txt', 'own.txt', 'owndir', 'owndir/x.txt']) expect(folder.announces(t.store.getLocal('f1', p)!.record), p).toBe(false);
+    expect(folder.announces(t.store.getLocal('f1', 'c.txt')!.record)).toBe(true);
+
+    // The peer changes c.txt: still taken.
+    remoteFile(files, 'c.txt', 'changed on the peer', version('c.txt'));
+    await folder.settle();
+    expect(read('c.txt')).toBe('changed on the peer');
+
+    expect(await folder.revert()).toEqual(['a.txt', 'b.txt', 'own.txt', 'owndir', 'owndir/x.txt']);
+    await folder.settle();
+    expect([read('a.txt'), read('b.txt')]).toEqual(['from the peer', 'also from the peer']);
+    expect(readdirSync(t.root).filter((n) => !n.startsWith('.ferry')).sort()).toEqual(['a.txt', 'b.txt', 'c.txt']);
+    const kept = t.ctx.versioner.list().map((v) => readFileSync(join(t.root, v.stored), 'utf8')).sort();
+    expect(kept).toEqual(['edited here', 'left alone', 'made here', 'made here too']); // 'left alone': replaced by the peer's change
+    expect(folder.status()).toMatchObject({ notSent: 0, needFiles: 0, errors: [] });
+    expect(t.store.getLocal('f1', 'a.txt')!.record.modifiedBy).toBe('REMOTE1');
+    await folder.scanNow(); // nothing left over that a scan would take for a change
+    expect(folder.status()).toMatchObject({ notSent: 0, needFiles: 0 });
   });
 });

@@ -4,23 +4,24 @@
  * first, then files, then deletions deepest first) and serves blocks to peers. Scans and
  * pulls of one folder run one at a time, so they never race each other on the same path.
  */
-import { closeSync, fstatSync, openSync, rmSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, rmdirSync, rmSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { systemClock, type Clock } from '../core/clock.js';
 import { errorMessage, FerryError, isFerryError } from '../core/errors.js';
-import type { FileRecord } from '../core/file-record.js';
+import { sameOnDisk, type FileRecord } from '../core/file-record.js';
 import { pathDepth } from '../core/paths.js';
 import { bumpVersion, compareVersions, mergeVersions } from '../core/version-vector.js';
+import type { FolderMode } from '../index-store/config-types.js';
 import type { LocalEntry, StatKey } from '../index-store/sqlite-index-store.js';
 import type { BlockRequest, RangeRequest } from '../protocol/messages.js';
 import { allocPayload } from '../protocol/payload.js';
 import { isConflictCopy } from './conflict-name.js';
-import { decide, type Decision } from './decide.js';
+import { decide, newestOf, type Decision } from './decide.js';
 import type { FolderContext } from './folder-context.js';
 import { IGNORE_FILE, IgnoreRules } from './ignore-rules.js';
 import { hashMatches, Puller, readAtSync, tempName, type BlockFetcher } from './puller.js';
-import { Scanner, sameStat, statKey, type ChangedRecord, type ScanProgress, type ScanSummary } from './scanner.js';
+import { deletedRecord, Scanner, sameStat, statKey, type ChangedRecord, type ScanProgress, type ScanSummary } from './scanner.js';
 import { OwnWrites } from './own-writes.js';
 import { FolderWatcher } from './watcher.js';
 import { folderUnavailable } from './folder-marker.js';
@@ -41,6 +42,11 @@ export interface FolderStatus {
   readonly conflicts: string[];
   /** While a scan hashes files: how far it has come. */
   readonly scan?: ScanProgress;
+  readonly mode: FolderMode;
+  /** Send-only: paths that peers changed and this device does not take (`ferry folder override`). */
+  readonly notApplied: number;
+  /** Receive-only: paths changed here that are not sent to peers (`ferry folder revert`). */
+  readonly notSent: number;
 }
 
 export interface FolderSyncOptions {
@@ -54,6 +60,8 @@ export interface FolderSyncOptions {
   readonly watch: boolean;
   /** Time for the rescan and retry timers (default: the system clock). */
   readonly clock?: Clock;
+  /** Default send-receive. */
+  readonly mode?: FolderMode;
 }
 
 /** Paths that failed are pulled again after this long, twice as long each time they fail again, up to the maximum. */
@@ -91,6 +99,10 @@ export class FolderSync {
   /** Why a path could not be pulled: the message `status` shows, and its kind (see handlePullError). */
   private readonly errors = new Map<string, { message: string; kind: string }>();
   private readonly scanErrors = new Map<string, string>();
+  /** Send-only: paths whose peers' version is not applied here. */
+  private readonly notApplied = new Set<string>();
+  /** Receive-only: paths whose version made here is held back from peers. */
+  private readonly notSent = new Set<string>();
   private state: FolderState = 'scanning';
   private queue: Promise<unknown> = Promise.resolve();
   private pullScheduled = false;
@@ -119,6 +131,15 @@ export class FolderSync {
 
   get id(): string {
     return this.ctx.folderId;
+  }
+
+  get mode(): FolderMode {
+    return this.options.mode ?? 'send-receive';
+  }
+
+  /** Whether peers are told of this record: a receive-only folder keeps what was made here to itself. */
+  announces(record: FileRecord): boolean {
+    return this.mode !== 'receive-only' || record.modifiedBy !== this.ctx.shortId;
   }
 
   async start(): Promise<void> {
@@ -220,7 +241,9 @@ export class FolderSync {
   recomputeNeed(): void {
     this.needComputed = true;
     this.need.clear();
-    for (const p of this.ctx.store.remotePaths(this.id)) this.evaluate(p);
+    const paths = new Set(this.ctx.store.remotePaths(this.id));
+    if (this.mode === 'receive-only') for (const p of this.ctx.store.localPathsModifiedBy(this.id, this.ctx.shortId)) paths.add(p);
+    for (const p of paths) this.evaluate(p);
     this.schedulePull();
   }
 
@@ -245,7 +268,86 @@ export class FolderSync {
       errors,
       conflicts: this.conflicts(),
       ...(scan ? { scan } : {}),
+      mode: this.mode,
+      notApplied: this.notApplied.size,
+      notSent: this.notSent.size,
     };
+  }
+
+  /**
+   * Send-only: makes this device's state of every path that peers changed the newest (its
+   * version counts past all of theirs), so the peers take it; a path this device does not have
+   * becomes a deletion. Returns the paths.
+   */
+  override(): Promise<string[]> {
+    return this.exclusive(async () => {
+      if (this.mode !== 'send-only') throw new FerryError('INVALID_CONFIG', `folder ${this.id} is ${this.mode}: only a send-only folder overrides its peers' changes`);
+      const paths = [...this.notApplied].sort();
+      const entries = paths.map((path): LocalEntry => {
+        const local = this.localEntry(path);
+        const remotes = this.remoteRecords(path);
+        const version = bumpVersion(remotes.reduce((v, r) => mergeVersions(v, r.version), local?.record.version ?? {}), this.ctx.shortId);
+        if (local) return { ...local, record: { ...local.record, version, modifiedBy: this.ctx.shortId, sequence: 0 } };
+        return { record: { ...deletedRecord(newestOf(remotes), this.ctx.shortId), mtimeMs: Date.now(), version }, scannedAtMs: 0, chunkAvg: 0 };
+      });
+      if (entries.length > 0) this.ctx.store.commitLocal(this.id, entries);
+      for (const p of paths) this.evaluate(p);
+      if (entries.length > 0) this.options.onLocalChange();
+      this.ctx.logger.info({ paths: paths.length }, "overrode the peers' changes");
+      return paths;
+    });
+  }
+
+  /**
+   * Receive-only: throws away what was changed here. A path the peers have gets their
+   * version back (this device's version is made older than every other, and the pull moves
+   * the file it replaces to the version area); a file or link only made here goes to the
+   * version area, an empty directory only made here is removed. Returns the paths.
+   */
+  revert(): Promise<string[]> {
+    return this.exclusive(async () => {
+      if (this.mode !== 'receive-only') throw new FerryError('INVALID_CONFIG', `folder ${this.id} is ${this.mode}: only a receive-only folder reverts its own changes`);
+      const reverted: string[] = [];
+      const entries: LocalEntry[] = [];
+      // Deepest first: a directory made here is empty once what was made in it is gone.
+      for (const path of [...this.notSent].sort((a, b) => pathDepth(b) - pathDepth(a) || (a < b ? -1 : 1))) {
+        const local = this.localEntry(path)!;
+        if (this.remoteRecords(path).length === 0 && !local.record.deleted && !this.removeLocalAddition(path, local.record)) continue;
+        const older = this.remoteRecords(path).length > 0;
+        const record = older ? local.record : { ...local.record, deleted: true, size: 0, blocks: [] };
+        entries.push({ ...local, ...(older ? {} : { stat: undefined }), record: { ...record, version: {}, sequence: 0 } });
+        reverted.push(path);
+      }
+      if (entries.length > 0) this.ctx.store.commitLocal(this.id, entries);
+      for (const p of reverted) this.evaluate(p);
+      this.schedulePull();
+      this.ctx.logger.info({ paths: reverted.length }, 'reverted the changes made here');
+      return reverted.sort();
+    });
+  }
+
+  /** Moves a file or link made here to the version area, or removes an empty directory; false when it stays. */
+  private removeLocalAddition(path: string, record: FileRecord): boolean {
+    const abs = this.ctx.paths.resolve(path);
+    try {
+      if (record.type === 'dir') rmdirSync(abs);
+      else this.ctx.versioner.archive(abs, path);
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return true;
+      this.ctx.logger.warn({ path, err: errorMessage(err) }, 'cannot revert a change made here; left as it is');
+      return false;
+    }
+  }
+
+  /** The records of `path` from the devices the folder is shared with. */
+  private remoteRecords(path: string): FileRecord[] {
+    const devices = new Set(this.options.devices());
+    return this.ctx.store
+      .remoteFor(this.id, path)
+      .filter((r) => devices.has(r.device))
+      .map((r) => r.record);
   }
 
   /**
@@ -485,19 +587,22 @@ export class FolderSync {
 
   /** Decides what `path` needs and updates `need`; returns the local entry it decided on. */
   private evaluate(path: string): LocalEntry | undefined {
-    const devices = new Set(this.options.devices());
     const local = this.localEntry(path);
-    const remotes = this.ctx.store
-      .remoteFor(this.id, path)
-      .filter((r) => devices.has(r.device))
-      .map((r) => r.record);
+    const remotes = this.remoteRecords(path);
     const type = remotes[0]?.type ?? local?.record.type;
+    this.notApplied.delete(path);
+    this.notSent.delete(path);
     if (this.ctx.ignore.ignores(path, type === 'dir')) {
       this.need.delete(path);
       this.errors.delete(path);
       return local;
     }
-    const d = decide(local?.record, remotes);
+    let d = decide(local?.record, remotes);
+    if (this.mode === 'send-only' && d.kind === 'apply') {
+      this.notApplied.add(path);
+      d = { kind: 'none' };
+    }
+    if (this.mode === 'receive-only' && local && this.heldBack(local.record, remotes)) this.notSent.add(path);
     if (d.kind === 'none') {
       // Nothing left to pull here: an error from an earlier attempt no longer applies, and
       // neither does the temporary file of a download that did not finish.
@@ -507,6 +612,16 @@ export class FolderSync {
       if (before?.kind === 'apply') this.puller.discardTemp(path);
     } else this.need.set(path, d);
     return local;
+  }
+
+  /**
+   * Receive-only: whether this device's record is a change made here that the peers lack (none
+   * of them has its content or a version as new); a deletion of what no peer has is none.
+   */
+  private heldBack(local: FileRecord, remotes: readonly FileRecord[]): boolean {
+    if (local.modifiedBy !== this.ctx.shortId) return false;
+    if (local.deleted && remotes.every((r) => r.deleted)) return false;
+    return !remotes.some((r) => sameOnDisk(r, local) || ['equal', 'greater'].includes(compareVersions(r.version, local.version)));
   }
 
   private schedulePull(): void {

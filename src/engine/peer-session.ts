@@ -234,7 +234,10 @@ export class PeerSession {
           if (from === undefined || this.conn.closed) return;
           const records = this.host.store.localSince(folderId, from, INDEX_BATCH);
           if (records.length === 0) break;
-          for (const batch of bySize(records)) {
+          const folder = this.host.folder(folderId);
+          const announced = folder ? records.filter((r) => folder.announces(r)) : records;
+          for (const batch of bySize(announced)) {
+            if (batch.length === 0) continue;
             this.conn.send({ header: { type: 'index', folder: folderId }, payload: encodeRecords(batch) });
           }
           this.sent.set(folderId, records[records.length - 1]!.sequence);

@@ -1,3 +1,10 @@
+/**
+ * How a folder syncs: both ways; `send-only`: changes from peers are not applied here (the
+ * device holds the master copy); `receive-only`: changes made here are not sent to peers.
+ */
+export const FOLDER_MODES = ['send-receive', 'send-only', 'receive-only'] as const;
+export type FolderMode = (typeof FOLDER_MODES)[number];
+
 /** Configuration records as the index store keeps them. */
 export interface FolderConfig {
   readonly id: string;
@@ -8,6 +15,7 @@ export interface FolderConfig {
   readonly rescanSeconds: number;
   /** Paused by the user: not scanned, pulled or offered to peers. */
   readonly paused: boolean;
+  readonly mode: FolderMode;
   /** Devices the folder is shared with. */
   readonly devices: readonly string[];
 }

@@ -87,7 +87,7 @@ describe('schema', () => {
   it('migrations create every table and set user_version', () => {
     const db = new Database(file, { readonly: true });
     try {
-      expect(db.pragma('user_version', { simple: true })).toBe(5);
+      expect(db.pragma('user_version', { simple: true })).toBe(6);
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
       const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
       expect(tables).toEqual(
@@ -138,7 +138,7 @@ describe('meta and runtime status', () => {
 describe('folders, peers and sharing', () => {
   it('addFolder stores defaults and a random 16-hex index ID', () => {
     const f = store.addFolder('photos', '/home/u/Photos');
-    expect(f).toEqual({ id: 'photos', path: '/home/u/Photos', indexId: expect.stringMatching(/^[0-9a-f]{16}$/), versionsKeepDays: 30, rescanSeconds: 600, paused: false, devices: [] });
+    expect(f).toEqual({ id: 'photos', path: '/home/u/Photos', indexId: expect.stringMatching(/^[0-9a-f]{16}$/), versionsKeepDays: 30, rescanSeconds: 600, paused: false, mode: 'send-receive', devices: [] });
     const g = store.addFolder('docs', '/home/u/Docs');
     expect(g.indexId).not.toBe(f.indexId);
     expect(store.listFolders().map((x) => x.id)).toEqual(['docs', 'photos']);
@@ -170,6 +170,13 @@ describe('folders, peers and sharing', () => {
     expect(store.updateFolder('docs', { paused: true })).toMatchObject({ versionsKeepDays: 7, rescanSeconds: 60, paused: true });
     expect(store.updateFolder('docs', { rescanSeconds: 90 })).toMatchObject({ rescanSeconds: 90, paused: true });
     expect(store.updateFolder('docs', { paused: false }).paused).toBe(false);
+    expect(store.updateFolder('docs', { mode: 'receive-only' })).toMatchObject({ mode: 'receive-only', rescanSeconds: 90, paused: false });
+    expect(store.updateFolder('docs', { rescanSeconds: 60 }).mode).toBe('receive-only');
+    expectFerry(() => store.updateFolder('docs', { mode: 'mirror' as never }), 'INVALID_CONFIG');
+    expect(store.getFolder('docs')!.mode).toBe('receive-only');
+    expect(store.addFolder('out', '/o', { mode: 'send-only' }).mode).toBe('send-only');
+    expectFerry(() => store.addFolder('bad', '/b', { mode: 'both' as never }), 'INVALID_CONFIG');
+    expect(store.getFolder('bad')).toBeUndefined();
     expectFerry(() => store.updateFolder('nope', { rescanSeconds: 5 }), 'UNKNOWN_FOLDER');
   });
 

@@ -16,7 +16,7 @@ import type { VersionVector } from '../core/version-vector.js';
 import { packBlocks, unpackBlocks } from './block-codec.js';
 import { openDatabase } from './open-database.js';
 import { ScanView } from './scan-view.js';
-import type { FolderConfig, PeerConfig } from './config-types.js';
+import { FOLDER_MODES, type FolderConfig, type FolderMode, type PeerConfig } from './config-types.js';
 
 /** Hashes asked about in one query by blocksPresent (SQLite allows 32,766 parameters). */
 const PRESENCE_BATCH = 500;
@@ -156,6 +156,7 @@ export class SqliteIndexStore {
       versionsKeepDays: r.versions_keep_days,
       rescanSeconds: r.rescan_seconds,
       paused: r.paused === 1,
+      mode: r.mode,
       devices: devices.get(r.id) ?? [],
     }));
   }
@@ -164,7 +165,7 @@ export class SqliteIndexStore {
     return this.listFolders().find((f) => f.id === id);
   }
 
-  addFolder(id: string, path: string, options: { versionsKeepDays?: number; rescanSeconds?: number } = {}): FolderConfig {
+  addFolder(id: string, path: string, options: { versionsKeepDays?: number; rescanSeconds?: number; mode?: FolderMode } = {}): FolderConfig {
     if (this.getFolder(id)) throw new FerryError('ALREADY_EXISTS', `folder ${id} already exists`);
     const other = this.listFolders().find((f) => f.path === path);
     if (other) throw new FerryError('ALREADY_EXISTS', `${path} is already shared as folder ${other.id}`);
@@ -174,18 +175,18 @@ export class SqliteIndexStore {
       throw new FerryError('INVALID_PATH', `${path} and folder ${nested.id} (${nested.path}) overlap: one folder cannot hold another`);
     }
     this.db
-      .prepare('INSERT INTO folders (id, path, index_id, created_at, versions_keep_days, rescan_seconds) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(id, path, randomBytes(8).toString('hex'), new Date().toISOString(), options.versionsKeepDays ?? 30, options.rescanSeconds ?? 600);
+      .prepare('INSERT INTO folders (id, path, index_id, created_at, versions_keep_days, rescan_seconds, mode) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(id, path, randomBytes(8).toString('hex'), new Date().toISOString(), options.versionsKeepDays ?? 30, options.rescanSeconds ?? 600, checkMode(options.mode ?? 'send-receive'));
     return this.getFolder(id)!;
   }
 
   /** Changes a folder's settings; the ones not given stay as they are. */
-  updateFolder(id: string, settings: { versionsKeepDays?: number; rescanSeconds?: number; paused?: boolean }): FolderConfig {
+  updateFolder(id: string, settings: { versionsKeepDays?: number; rescanSeconds?: number; paused?: boolean; mode?: FolderMode }): FolderConfig {
     const f = this.getFolder(id);
     if (!f) throw new FerryError('UNKNOWN_FOLDER', `no folder ${id}`);
     this.db
-      .prepare('UPDATE folders SET versions_keep_days = ?, rescan_seconds = ?, paused = ? WHERE id = ?')
-      .run(settings.versionsKeepDays ?? f.versionsKeepDays, settings.rescanSeconds ?? f.rescanSeconds, (settings.paused ?? f.paused) ? 1 : 0, id);
+      .prepare('UPDATE folders SET versions_keep_days = ?, rescan_seconds = ?, paused = ?, mode = ? WHERE id = ?')
+      .run(settings.versionsKeepDays ?? f.versionsKeepDays, settings.rescanSeconds ?? f.rescanSeconds, (settings.paused ?? f.paused) ? 1 : 0, checkMode(settings.mode ?? f.mode), id);
     return this.getFolder(id)!;
   }
 
@@ -381,6 +382,11 @@ export class SqliteIndexStore {
 
   localSince(folder: string, sequence: number, limit: number): FileRecord[] {
     return (this.stmts.localSince!.all(folder, sequence, limit) as Row[]).map(toRecord);
+  }
+
+  /** Paths whose local record this device made (receive-only folders hold these back from peers). */
+  localPathsModifiedBy(folder: string, shortId: string): string[] {
+    return (this.db.prepare('SELECT path FROM files WHERE folder = ? AND modified_by = ?').all(folder, shortId) as Row[]).map((r) => r.path);
   }
 
   /** Paths of live conflict copies in a folder. */
@@ -631,4 +637,10 @@ function migrate(db: Database.Database): void {
       db.pragma(`user_version = ${version}`);
     })();
   }
+}
+
+/** A folder mode, or INVALID_CONFIG naming the ones there are. */
+export function checkMode(mode: string): FolderMode {
+  if ((FOLDER_MODES as readonly string[]).includes(mode)) return mode as FolderMode;
+  throw new FerryError('INVALID_CONFIG', `no folder mode ${JSON.stringify(mode)}: it is one of ${FOLDER_MODES.join(', ')}`);
 }

@@ -9,6 +9,7 @@ import {
   DEVICE_ID_RE,
   describeRun,
   exists,
+  folderStatus,
   parseJsonOutput,
   runFerry,
   sleep,
@@ -514,4 +515,60 @@ describe('the version area from the command line', () => {
     expect(readFileSync(a.file('kept', 'docs/READ-ME-NOW.txt'), 'utf8')).toBe('pay up\n');
     expect(readFileSync(b.file('kept', 'keep.txt'), 'utf8')).toBe('untouched\n');
   }, 90_000);
+});
+
+describe('send-only and receive-only folders', () => {
+  it("hold back the peers' changes or this device's own; override and revert settle them; back to both ways, what was held back is sent", async () => {
+    const [a, b] = await runningPair(['modea', 'modeb'], 'kept');
+    const folderOf = async (n: FerryNode) => folderStatus(await n.status(), 'kept')!;
+    const setMode = async (mode: string) => {
+      await b.ferryOk('folder', 'set', 'kept', '--mode', mode);
+      await waitFor(async () => (await folderOf(b)).mode === mode, { message: `B's folder to be ${mode}` });
+    };
+    const versionsOn = async (n: FerryNode) =>
+      parseJsonOutput<{ stored: string }[]>(await n.ferryOk('versions', 'kept', '--json')).map((v) => readFileSync(path.join(n.folderPath('kept'), v.stored), 'utf8'));
+    await writeFile(a.file('kept', 'plan.txt'), 'v1\n');
+    await waitForContent(b, 'kept', 'plan.txt', 'v1\n');
+
+    // B holds the master copy: an edit on A is not applied on B.
+    await setMode('send-only');
+    await writeFile(a.file('kept', 'plan.txt'), 'v2 from A\n');
+    await waitFor(async () => (await folderOf(b)).notApplied === 1, { message: "B to count A's edit as not applied" });
+    expect(await folderOf(b)).toMatchObject({ inSync: false, needFiles: 0, notSent: 0 });
+    expect((await b.ferryOk('status')).stdout).toContain("1 change(s) from peers not applied here (`ferry folder override kept` makes this device's copy win)");
+    expect(readFileSync(b.file('kept', 'plan.txt'), 'utf8')).toBe('v1\n');
+    expect((await b.ferryOk('folder', 'override', 'kept')).stdout).toBe("1 path(s) of kept now win over the peers' changes:\n  plan.txt\n");
+    await waitForContent(a, 'kept', 'plan.txt', 'v1\n');
+    expect(await versionsOn(a)).toContain('v2 from A\n');
+    await waitFor(async () => (await folderOf(b)).inSync, { message: 'B in sync after the override' });
+
+    // B only receives: its own edits stay on B, A's still arrive.
+    await setMode('receive-only');
+    await writeFile(b.file('kept', 'plan.txt'), 'edited on B\n');
+    await writeFile(b.file('kept', 'b-only.txt'), 'B only\n');
+    await waitFor(async () => (await folderOf(b)).notSent === 2, { message: 'B to hold back its two changes' });
+    await writeFile(a.file('kept', 'news.txt'), 'from A\n');
+    await waitForContent(b, 'kept', 'news.txt', 'from A\n');
+    expect(readFileSync(a.file('kept', 'plan.txt'), 'utf8')).toBe('v1\n');
+    expect(await exists(a.file('kept', 'b-only.txt'))).toBe(false);
+    const reverted = parseJsonOutput<{ paths: string[] }>(await b.ferryOk('folder', 'revert', 'kept', '--json'));
+    expect(reverted.paths).toEqual(['b-only.txt', 'plan.txt']);
+    await waitForContent(b, 'kept', 'plan.txt', 'v1\n');
+    expect(await exists(b.file('kept', 'b-only.txt'))).toBe(false);
+    expect(await versionsOn(b)).toEqual(expect.arrayContaining(['edited on B\n', 'B only\n']));
+
+    // Back to both ways: what was made while receive-only goes out.
+    await writeFile(b.file('kept', 'later.txt'), 'held back\n');
+    await waitFor(async () => (await folderOf(b)).notSent === 1, { message: 'B to hold back later.txt' });
+    await sleep(500);
+    expect(await exists(a.file('kept', 'later.txt'))).toBe(false);
+    await setMode('send-receive');
+    await waitForContent(a, 'kept', 'later.txt', 'held back\n');
+
+    for (const args of [['folder', 'set', 'kept', '--mode', 'mirror'], ['folder', 'override', 'kept'], ['folder', 'revert', 'kept']]) {
+      const r = await b.ferry(...args, '--json');
+      expect(r.code, describeRun(r, `${args.join(' ')} must fail`)).not.toBe(0);
+      expect(jsonError(r).code).toBe('INVALID_CONFIG');
+    }
+  }, 120_000);
 });

@@ -266,6 +266,9 @@ export interface FolderStatus {
   localBytes: number;
   sharedWith: string[];
   errors: { path: string; message: string }[];
+  mode: 'send-receive' | 'send-only' | 'receive-only';
+  notApplied: number;
+  notSent: number;
 }
 
 export interface PeerStatus {
