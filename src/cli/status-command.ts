@@ -7,6 +7,7 @@ import type { FolderStatus } from '../engine/folder-sync.js';
 import type { ScanProgress } from '../engine/scanner.js';
 import type { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import { STALE_AFTER_MS, STATUS_KEY, type NodeRuntimeStatus } from '../daemon/node-status.js';
+import { shortDeviceId } from '../core/device-id.js';
 import { formatBytes } from '../core/format-bytes.js';
 import { printJson, printLine } from './output.js';
 
@@ -37,8 +38,15 @@ export function statusReport(store: SqliteIndexStore, deviceId: string, live?: N
       scan: live?.scan ?? null,
     };
   });
+  const ownShortId = shortDeviceId(deviceId);
   const peers = store.listPeers().map((p) => {
     const live = published?.peers[p.deviceId];
+    // How far the peer has come with this device's state of each folder shared with it.
+    const shared = store.listFolders().filter((f) => f.devices.includes(p.deviceId));
+    const progress = shared.map((f) => {
+      const lacks = store.peerLacks(f.id, p.deviceId, f.mode === 'receive-only' ? ownShortId : undefined);
+      return { id: f.id, indexKnown: !!lacks, upToDate: lacks?.files === 0, needFiles: lacks?.files ?? 0, needBytes: lacks?.bytes ?? 0 };
+    });
     return {
       deviceId: p.deviceId,
       name: p.name,
@@ -49,6 +57,7 @@ export function statusReport(store: SqliteIndexStore, deviceId: string, live?: N
       lastSeen: live?.lastSeen ?? null,
       bytesIn: live?.bytesIn ?? 0,
       bytesOut: live?.bytesOut ?? 0,
+      folders: progress,
     };
   });
   return {
@@ -98,6 +107,10 @@ export function printStatus(report: ReturnType<typeof statusReport>, json: boole
     const where = p.addresses.length || p.discoveredAddress ? '' : ' (address not known yet: waiting for LAN discovery or for it to connect)';
     const conn = p.connected ? `connected ${p.address}` : `disconnected${p.lastSeen ? `, last seen ${p.lastSeen}` : ''}${where}`;
     printLine(`  ${p.deviceId.slice(0, 7)}${p.name ? ` (${p.name})` : ''}  ${conn}  in ${formatBytes(p.bytesIn)}  out ${formatBytes(p.bytesOut)}`);
+    for (const f of p.folders) {
+      const where = !f.indexKnown ? 'has not sent its index yet' : f.upToDate ? 'has everything this device has' : `lacks ${f.needFiles} item(s) (${formatBytes(f.needBytes)}) of this device's`;
+      printLine(`    ${f.id}: ${where}`);
+    }
   }
   if (report.conflicts.length) {
     printLine('Conflicts');

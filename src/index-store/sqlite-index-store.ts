@@ -12,7 +12,7 @@ import { FerryError } from '../core/errors.js';
 import type { FileRecord, FileType } from '../core/file-record.js';
 import { blockOffsets } from '../core/file-record.js';
 import { isInsideDir } from '../core/paths.js';
-import type { VersionVector } from '../core/version-vector.js';
+import { compareVersions, type VersionVector } from '../core/version-vector.js';
 import { packBlocks, unpackBlocks } from './block-codec.js';
 import { openDatabase } from './open-database.js';
 import { ScanView } from './scan-view.js';
@@ -434,6 +434,34 @@ export class SqliteIndexStore {
   remoteIndex(folder: string, device: string): { indexId: string; maxSequence: number } | undefined {
     const r = this.stmts.remoteIndex!.get(folder, device) as Row | undefined;
     return r && { indexId: r.index_id, maxSequence: r.max_sequence };
+  }
+
+  /**
+   * How much of this node's state of `folder` the peer `device` does not have yet, by the index
+   * it announced: live records of which it has no version as new (or a concurrent one), and
+   * deletions of what it still has. Records `skipModifiedBy` made are left out (a receive-only
+   * folder does not send them). Undefined when the peer never sent an index of the folder.
+   */
+  peerLacks(folder: string, device: string, skipModifiedBy?: string): { files: number; bytes: number } | undefined {
+    if (!this.remoteIndex(folder, device)) return undefined;
+    const rows = this.db
+      .prepare(
+        `SELECT l.size, l.deleted, l.version, l.modified_by, r.version AS r_version, r.deleted AS r_deleted
+         FROM files l LEFT JOIN remote_files r ON r.folder = l.folder AND r.path = l.path AND r.device = ?
+         WHERE l.folder = ?`,
+      )
+      .iterate(device, folder) as Iterable<Row>;
+    let files = 0;
+    let bytes = 0;
+    for (const r of rows) {
+      if (r.modified_by === skipModifiedBy) continue;
+      if (r.r_version === null ? r.deleted === 1 : r.r_version === r.version) continue; // the usual case: the very same version
+      if (r.deleted === 1 && r.r_deleted === 1) continue;
+      if (r.r_version !== null && ['equal', 'greater'].includes(compareVersions(JSON.parse(r.r_version), JSON.parse(r.version)))) continue;
+      files++;
+      if (r.deleted === 0) bytes += r.size;
+    }
+    return { files, bytes };
   }
 
   /** Forgets what a peer announced for a folder (its index was recreated). */

@@ -527,8 +527,10 @@ describe('send-only and receive-only folders', () => {
     };
     const versionsOn = async (n: FerryNode) =>
       parseJsonOutput<{ stored: string }[]>(await n.ferryOk('versions', 'kept', '--json')).map((v) => readFileSync(path.join(n.folderPath('kept'), v.stored), 'utf8'));
+    const progressOf = async (n: FerryNode, peer: FerryNode) => (await n.status()).peers.find((p) => p.deviceId === peer.deviceId)!.folders![0]!;
     await writeFile(a.file('kept', 'plan.txt'), 'v1\n');
     await waitForContent(b, 'kept', 'plan.txt', 'v1\n');
+    await waitFor(async () => (await progressOf(a, b)).upToDate, { message: "A to see that B has all of A's state" });
 
     // B holds the master copy: an edit on A is not applied on B.
     await setMode('send-only');
@@ -549,6 +551,9 @@ describe('send-only and receive-only folders', () => {
     await waitFor(async () => (await folderOf(b)).notSent === 2, { message: 'B to hold back its two changes' });
     await writeFile(a.file('kept', 'news.txt'), 'from A\n');
     await waitForContent(b, 'kept', 'news.txt', 'from A\n');
+    // What B holds back is not counted as missing on A.
+    await waitFor(async () => (await progressOf(b, a)).upToDate, { message: "B to see that A has all B sends" });
+    expect((await b.ferryOk('status')).stdout).toContain('    kept: has everything this device has\n');
     expect(readFileSync(a.file('kept', 'plan.txt'), 'utf8')).toBe('v1\n');
     expect(await exists(a.file('kept', 'b-only.txt'))).toBe(false);
     const reverted = parseJsonOutput<{ paths: string[] }>(await b.ferryOk('folder', 'revert', 'kept', '--json'));

@@ -281,6 +281,8 @@ export interface PeerStatus {
   lastSeen?: string | null;
   bytesIn: number;
   bytesOut: number;
+  /** How far the peer has come with this node's state of each folder shared with it. */
+  folders?: { id: string; indexKnown: boolean; upToDate: boolean; needFiles: number; needBytes: number }[];
 }
 
 export interface Status {
