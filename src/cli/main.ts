@@ -450,7 +450,7 @@ peer
       const [peers, folders] = await withStore(home, (store) => [store.listPeers(), store.listFolders()] as const);
       const out = peers.map((p) => ({ ...p, folders: folders.filter((f) => f.devices.includes(p.deviceId)).map((f) => f.id) }));
       if (json) return printJson(out);
-      for (const p of out) printLine(`${p.deviceId}\t${p.name}\t${p.addresses.join(',')}\t${p.folders.join(',')}`);
+      for (const p of out) printLine(`${p.deviceId}\t${p.name}\t${p.addresses.join(',')}\t${p.folders.join(',')}${p.paused ? '\tpaused' : ''}`);
     }),
   );
 
@@ -465,6 +465,19 @@ peer
       else printLine(`Peer ${deviceId} removed.`);
     }),
   );
+
+for (const [verb, paused] of [['pause', true], ['resume', false]] as const) {
+  peer
+    .command(`${verb} <deviceId>`)
+    .description(paused ? 'stop syncing with a peer until it is resumed (it is disconnected, not dialed and not let in)' : 'sync with a paused peer again')
+    .action(
+      action(async (home, json, rawId: string) => {
+        const p = await withStore(home, (store) => store.setPeerPaused(parseDeviceId(rawId), paused));
+        if (json) printJson(p);
+        else printLine(`Peer ${p.deviceId} ${paused ? 'paused' : 'resumed'}`);
+      }),
+    );
+}
 
 program
   .command('status')

@@ -51,6 +51,7 @@ export function statusReport(store: SqliteIndexStore, deviceId: string, live?: N
       deviceId: p.deviceId,
       name: p.name,
       addresses: p.addresses,
+      paused: p.paused,
       connected: running && !!live?.connected,
       address: running && live?.connected ? live.address : undefined,
       discoveredAddress: running ? live?.discoveredAddress : undefined,
@@ -105,7 +106,7 @@ export function printStatus(report: ReturnType<typeof statusReport>, json: boole
   if (report.peers.length === 0) printLine('  (none: add one with `ferry peer add DEVICE_ID [HOST:PORT] --folder ID`)');
   for (const p of report.peers) {
     const where = p.addresses.length || p.discoveredAddress ? '' : ' (address not known yet: waiting for LAN discovery or for it to connect)';
-    const conn = p.connected ? `connected ${p.address}` : `disconnected${p.lastSeen ? `, last seen ${p.lastSeen}` : ''}${where}`;
+    const conn = p.paused ? 'paused (`ferry peer resume` syncs with it again)' : p.connected ? `connected ${p.address}` : `disconnected${p.lastSeen ? `, last seen ${p.lastSeen}` : ''}${where}`;
     printLine(`  ${p.deviceId.slice(0, 7)}${p.name ? ` (${p.name})` : ''}  ${conn}  in ${formatBytes(p.bytesIn)}  out ${formatBytes(p.bytesOut)}`);
     for (const f of p.folders) {
       const where = !f.indexKnown ? 'has not sent its index yet' : f.upToDate ? 'has everything this device has' : `lacks ${f.needFiles} item(s) (${formatBytes(f.needBytes)}) of this device's`;

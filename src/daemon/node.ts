@@ -168,6 +168,7 @@ export class FerryNode {
         this.store.notePendingDevice(deviceId, address);
       },
       onConnection: (conn) => this.addConnection(conn, false),
+      paused: (deviceId) => this.peerConfigs.some((p) => p.deviceId === deviceId && p.paused),
     });
     this.listenAddress = this.listener.address;
     this.dataVersion = this.store.dataVersion();
@@ -238,6 +239,11 @@ export class FerryNode {
     }
     for (const p of this.peerConfigs) {
       const state = this.peerState(p.deviceId);
+      if (p.paused) {
+        if (state.session) this.logger.info({ peer: p.deviceId }, 'peer paused; disconnecting');
+        state.session?.conn.close(new FerryError('CLOSED', 'peer paused'));
+        continue;
+      }
       state.session?.sendHello();
       if (!state.session) state.nextDialAt = 0;
     }
@@ -347,7 +353,7 @@ export class FerryNode {
     const now = this.clock.now();
     for (const p of this.peerConfigs) {
       const s = this.peerState(p.deviceId);
-      if (s.session || s.dialing || now < s.nextDialAt) continue;
+      if (p.paused || s.session || s.dialing || now < s.nextDialAt) continue;
       const addresses = this.addressesOf(p);
       if (addresses.length === 0) continue;
       s.dialing = true;

@@ -25,4 +25,6 @@ export interface PeerConfig {
   readonly name: string;
   /** host:port addresses to dial. */
   readonly addresses: readonly string[];
+  /** Paused by the user: neither dialed nor let in until resumed. */
+  readonly paused: boolean;
 }

@@ -87,7 +87,7 @@ describe('schema', () => {
   it('migrations create every table and set user_version', () => {
     const db = new Database(file, { readonly: true });
     try {
-      expect(db.pragma('user_version', { simple: true })).toBe(6);
+      expect(db.pragma('user_version', { simple: true })).toBe(7);
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
       const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
       expect(tables).toEqual(
@@ -201,11 +201,19 @@ describe('folders, peers and sharing', () => {
     store.notePendingDevice('DEV1', '10.0.0.1:22000');
     store.notePendingDevice('DEV2', '10.0.0.2:22000');
     expect(store.listPendingDevices().map((p) => p.deviceId)).toEqual(['DEV1', 'DEV2']);
-    expect(store.upsertPeer('DEV1', ['h1:1'], 'laptop')).toEqual({ deviceId: 'DEV1', name: 'laptop', addresses: ['h1:1'] });
-    expect(store.upsertPeer('DEV1', ['h2:2', 'h1:1'])).toEqual({ deviceId: 'DEV1', name: 'laptop', addresses: ['h1:1', 'h2:2'] });
-    expect(store.upsertPeer('DEV1', [], 'work')).toEqual({ deviceId: 'DEV1', name: 'work', addresses: ['h1:1', 'h2:2'] });
+    expect(store.upsertPeer('DEV1', ['h1:1'], 'laptop')).toEqual({ deviceId: 'DEV1', name: 'laptop', addresses: ['h1:1'], paused: false });
+    expect(store.upsertPeer('DEV1', ['h2:2', 'h1:1'])).toEqual({ deviceId: 'DEV1', name: 'laptop', addresses: ['h1:1', 'h2:2'], paused: false });
+    expect(store.upsertPeer('DEV1', [], 'work')).toEqual({ deviceId: 'DEV1', name: 'work', addresses: ['h1:1', 'h2:2'], paused: false });
     expect(store.listPendingDevices().map((p) => p.deviceId)).toEqual(['DEV2']);
     expect(store.listPeers()).toHaveLength(1);
+  });
+
+  it('setPeerPaused pauses and resumes a peer, which stays paused when its addresses change; unknown is an error', () => {
+    store.upsertPeer('DEV1', ['h1:1'], 'laptop');
+    expect(store.setPeerPaused('DEV1', true)).toMatchObject({ deviceId: 'DEV1', paused: true });
+    expect(store.upsertPeer('DEV1', ['h2:2']).paused).toBe(true);
+    expect(store.setPeerPaused('DEV1', false).paused).toBe(false);
+    expectFerry(() => store.setPeerPaused('NOPE', true), 'UNKNOWN_DEVICE');
   });
 
   it('notePendingDevice replaces the address of a device already pending', () => {

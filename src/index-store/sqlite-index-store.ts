@@ -207,7 +207,15 @@ export class SqliteIndexStore {
       deviceId: r.device_id,
       name: r.name,
       addresses: JSON.parse(r.addresses) as string[],
+      paused: r.paused === 1,
     }));
+  }
+
+  /** Pauses or resumes a peer (`ferry peer pause` / `resume`). */
+  setPeerPaused(deviceId: string, paused: boolean): PeerConfig {
+    const changes = this.db.prepare('UPDATE peers SET paused = ? WHERE device_id = ?').run(paused ? 1 : 0, deviceId).changes;
+    if (changes === 0) throw new FerryError('UNKNOWN_DEVICE', `no peer ${deviceId}`);
+    return this.listPeers().find((p) => p.deviceId === deviceId)!;
   }
 
   /** Adds a peer or merges new addresses/name into an existing one. */

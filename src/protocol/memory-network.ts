@@ -191,6 +191,7 @@ export class MemorySwitch {
       target.handlers.onRefused?.(fromDeviceId, ephemeral);
       throw new FerryError('UNKNOWN_DEVICE', `${to} does not accept device ${fromDeviceId}`, { data: { address: to } });
     }
+    if (target.handlers.paused?.(fromDeviceId)) throw new FerryError('PEER_UNAVAILABLE', `${to} has paused device ${fromDeviceId}`, { data: { address: to } });
     const near = new MemoryConnection(this, { localAddress: from, peerAddress: to, deviceId: target.deviceId, remoteAddress: to, dialer: true });
     const far = new MemoryConnection(this, { localAddress: to, peerAddress: from, deviceId: fromDeviceId, remoteAddress: ephemeral, dialer: false });
     near.pipe = new Pipe(this, near, far);

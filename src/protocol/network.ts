@@ -12,6 +12,8 @@ export interface AcceptHandlers {
   onConnection(connection: PeerConnection): void;
   /** A device that authorize refused. */
   onRefused?(deviceId: string, remoteAddress: string): void;
+  /** Whether an authorized device is paused here: refused for now, with PAUSED. */
+  paused?(deviceId: string): boolean;
 }
 
 export interface NetworkListener {

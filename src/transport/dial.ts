@@ -137,7 +137,8 @@ async function refusal(res: IncomingMessage, address: string, ourDeviceId: strin
       data: { address, status },
     });
   }
-  return new FerryError('PEER_UNAVAILABLE', `peer at ${address} answered HTTP ${status}${detail ? `: ${detail}` : ''} (is it a Ferry node?)`, {
+  // A Ferry node always says why; a bare status comes from something else.
+  return new FerryError('PEER_UNAVAILABLE', `peer at ${address} answered HTTP ${status}${detail ? `: ${detail}` : ' (is it a Ferry node?)'}`, {
     data: { address, status },
   });
 }

@@ -35,6 +35,8 @@ export interface PeerServerOptions extends ConnectionOptions {
   onConnection(connection: WsPeerConnection): void;
   /** A device that authorize refused, e.g. to offer it to the user as "pending". */
   onRefused?(deviceId: string, remoteAddress: string): void;
+  /** Whether an authorized device is paused here: refused with 503 PAUSED until resumed. */
+  paused?(deviceId: string): boolean;
   /**
    * Plain HTTP requests (anything that is not a peer upgrade). Default: 404 JSON.
    * `expectsContinue`: the client sent `Expect: 100-continue` and waits for `res.writeContinue()`
@@ -165,6 +167,10 @@ export class PeerServer {
           this.#log.error({ err }, `onRefused handler failed: ${errorMessage(err)}`);
         }
         return refuse(socket, 403, 'UNKNOWN_DEVICE', `device ${deviceId} is not known to this node`);
+      }
+      if (this.#options.paused?.(deviceId)) {
+        this.#log.debug({ deviceId, remoteAddress }, `refused connection from paused device ${deviceId}`);
+        return refuse(socket, 503, 'PAUSED', 'this device is paused on that node (`ferry peer resume` there lets it in)');
       }
       if (socket.destroyed) return;
       if (this.#closing) return refuse(socket, 503, 'CLOSED', 'the node is shutting down');

@@ -28,6 +28,7 @@ export class TlsNetwork implements Network {
       authorize: handlers.authorize,
       onConnection: handlers.onConnection,
       onRefused: handlers.onRefused,
+      paused: handlers.paused,
       ...(this.handleRequest ? { handleRequest: this.handleRequest } : {}),
     });
     return { address: formatHostPort(server.address.host, server.address.port), close: () => server.close() };

@@ -263,6 +263,23 @@ describe('transport (real TLS on 127.0.0.1)', () => {
     expect(log.text('warn')).toContain(`refused connection from unknown device ${stranger!.deviceId}`);
   });
 
+  it('refuses a paused device with 503 PAUSED, which the dialer reports as unavailable (not as an identity problem); nothing is pending', async () => {
+    const [serverIdentity, clientIdentity] = await testIdentities();
+    const refused: string[] = [];
+    let paused = true;
+    let connections = 0;
+    const { server, log } = await openServer({ paused: () => paused, onRefused: (id) => refused.push(id), onConnection: () => connections++ });
+    const dial = () => dialPeer({ address: `127.0.0.1:${server.address.port}`, expectedDeviceId: serverIdentity!.deviceId, identity: clientIdentity! });
+    const err = await rejection(dial());
+    expect(err.code).toBe('PEER_UNAVAILABLE');
+    expect(err.message).toMatch(/answered HTTP 503: this device is paused on that node/);
+    expect(err.message).not.toContain('is it a Ferry node');
+    expect([refused, connections, log.text('warn')]).toEqual([[], 0, '']);
+    paused = false;
+    (await dial()).close();
+    expect(connections).toBe(1);
+  });
+
   it('accepts an async authorize, and survives one that throws', async () => {
     const [serverIdentity, clientIdentity] = await testIdentities();
     let calls = 0;

@@ -577,3 +577,33 @@ describe('send-only and receive-only folders', () => {
     }
   }, 120_000);
 });
+
+describe('pausing a peer', () => {
+  it('disconnects it; it is neither dialed nor let in until resumed, and then what changed meanwhile arrives both ways', async () => {
+    const [a, b] = await runningPair(['pausa', 'pausb'], 'kept');
+    const peerOf = async (n: FerryNode, other: FerryNode) => (await n.status()).peers.find((p) => p.deviceId === other.deviceId)!;
+    await writeFile(a.file('kept', 'one.txt'), 'one\n');
+    await waitForContent(b, 'kept', 'one.txt', 'one\n');
+
+    expect((await a.ferryOk('peer', 'pause', b.deviceId)).stdout).toBe(`Peer ${b.deviceId} paused\n`);
+    await waitFor(async () => !(await peerOf(a, b)).connected && !(await peerOf(b, a)).connected, { message: 'both sides to be disconnected' });
+    expect(await peerOf(a, b)).toMatchObject({ paused: true, connected: false });
+    expect((await a.ferryOk('status')).stdout).toContain('paused (`ferry peer resume` syncs with it again)');
+    await writeFile(a.file('kept', 'two.txt'), 'two\n');
+    await writeFile(b.file('kept', 'three.txt'), 'three\n');
+    await sleep(3000); // B dials A again meanwhile (after 1 s, then 2 s) and is refused
+    expect(await exists(b.file('kept', 'two.txt'))).toBe(false);
+    expect(await exists(a.file('kept', 'three.txt'))).toBe(false);
+    expect((await peerOf(b, a)).connected).toBe(false);
+
+    expect((await a.ferryOk('peer', 'resume', b.deviceId)).stdout).toBe(`Peer ${b.deviceId} resumed\n`);
+    await waitForContent(b, 'kept', 'two.txt', 'two\n');
+    await waitForContent(a, 'kept', 'three.txt', 'three\n');
+    expect(await peerOf(a, b)).toMatchObject({ paused: false, connected: true });
+
+    const stranger = await cluster.get().createNode('pausc');
+    const r = await a.ferry('peer', 'pause', stranger.deviceId, '--json');
+    expect(r.code, describeRun(r, 'pausing a device that is no peer must fail')).not.toBe(0);
+    expect(jsonError(r).code).toBe('UNKNOWN_DEVICE');
+  }, 60_000);
+});

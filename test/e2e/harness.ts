@@ -281,6 +281,7 @@ export interface PeerStatus {
   lastSeen?: string | null;
   bytesIn: number;
   bytesOut: number;
+  paused?: boolean;
   /** How far the peer has come with this node's state of each folder shared with it. */
   folders?: { id: string; indexKnown: boolean; upToDate: boolean; needFiles: number; needBytes: number }[];
 }
