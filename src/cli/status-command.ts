@@ -15,7 +15,8 @@ import { printJson, printLine } from './output.js';
 export function statusReport(store: SqliteIndexStore, deviceId: string, live?: NodeRuntimeStatus) {
   const published = live ?? store.getStatus<NodeRuntimeStatus>(STATUS_KEY)?.value;
   const running = !!live || (!!published?.running && Date.now() - published.heartbeat < STALE_AFTER_MS && pidAlive(published.pid));
-  const folders = store.listFolders().map((f) => {
+  const configs = store.listFolders();
+  const folders = configs.map((f) => {
     const live: FolderStatus | undefined = running && !f.paused ? published!.folders[f.id] : undefined;
     const counts = store.localCounts(f.id);
     return {
@@ -42,7 +43,7 @@ export function statusReport(store: SqliteIndexStore, deviceId: string, live?: N
   const peers = store.listPeers().map((p) => {
     const live = published?.peers[p.deviceId];
     // How far the peer has come with this device's state of each folder shared with it.
-    const shared = store.listFolders().filter((f) => f.devices.includes(p.deviceId));
+    const shared = configs.filter((f) => f.devices.includes(p.deviceId));
     const progress = shared.map((f) => {
       const lacks = store.peerLacks(f.id, p.deviceId, f.mode === 'receive-only' ? ownShortId : undefined);
       return { id: f.id, indexKnown: !!lacks, upToDate: lacks?.files === 0, needFiles: lacks?.files ?? 0, needBytes: lacks?.bytes ?? 0 };

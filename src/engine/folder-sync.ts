@@ -312,10 +312,11 @@ export class FolderSync {
       // Deepest first: a directory made here is empty once what was made in it is gone.
       for (const path of [...this.notSent].sort((a, b) => pathDepth(b) - pathDepth(a) || (a < b ? -1 : 1))) {
         const local = this.localEntry(path)!;
-        if (this.remoteRecords(path).length === 0 && !local.record.deleted && !this.removeLocalAddition(path, local.record)) continue;
-        const older = this.remoteRecords(path).length > 0;
-        const record = older ? local.record : { ...local.record, deleted: true, size: 0, blocks: [] };
-        entries.push({ ...local, ...(older ? {} : { stat: undefined }), record: { ...record, version: {}, sequence: 0 } });
+        // Held back with no peer record means made here (a deletion of what no peer has is not held back).
+        const theirs = this.remoteRecords(path).length > 0;
+        if (!theirs && !this.removeLocalAddition(path, local.record)) continue;
+        const record = theirs ? local.record : { ...local.record, deleted: true, size: 0, blocks: [] };
+        entries.push({ ...local, ...(theirs ? {} : { stat: undefined }), record: { ...record, version: {}, sequence: 0 } });
         reverted.push(path);
       }
       if (entries.length > 0) this.ctx.store.commitLocal(this.id, entries);
