@@ -240,7 +240,7 @@ export function openApiDocument(): Record<string, unknown> {
             { name: 'dryRun', in: 'query', description: 'with asOf, `true`: report what would be put back, change nothing (read access is enough)', schema: { type: 'boolean' } },
           ],
           responses: {
-            '200': { description: '{folder, restored: [{path, replacedAt}], skipped: [path]}; with asOf: {folder, asOf, dryRun, restored: [{path, replacedAt}], changedSince: [path], unchanged}' },
+            '200': { description: '{folder, restored: [{path, replacedAt}], skipped: [path]}; with asOf: {folder, asOf, dryRun, restored: [{path, replacedAt}], changedSince: [path], unchanged, failed: [{path, message}]}' },
             ...standardErrors,
             '404': errorResponse('no such folder, or no such version (UNKNOWN_FOLDER, NOT_FOUND)'),
             '409': errorResponse('a directory is in the way (ALREADY_EXISTS)'),

@@ -79,7 +79,8 @@ function printRewind(result: RewindResult, path: string | undefined): void {
   const when = formatTime(Date.parse(result.asOf));
   const verb = result.dryRun ? 'Would restore' : 'Restored';
   for (const r of result.restored) printLine(`${verb} ${r.path} (the version replaced at ${formatTime(Date.parse(r.replacedAt))})${r.kept ? `; what was there is kept as ${r.kept}` : ''}`);
-  if (result.restored.length === 0) printLine(`Nothing in ${where} to put back as of ${when}`);
+  if (result.restored.length === 0 && result.failed.length === 0) printLine(`Nothing in ${where} to put back as of ${when}`);
+  for (const f of result.failed) printLine(`Could not restore ${f.path}: ${f.message}`);
   if (result.unchanged) printLine(`${result.unchanged} file(s) are as they were then`);
   if (result.changedSince.length === 0) return;
   printLine(`Left as they are: ${result.changedSince.length} file(s) changed or created since ${when} with no earlier version on this device (another device may keep one):`);

@@ -139,8 +139,19 @@ describe('rewind', () => {
     await expect(rewind(versioner, '../out', AS_OF)).rejects.toMatchObject({ code: 'INVALID_PATH' });
   });
 
+  it('puts back what it can when one file cannot be (a directory in the way), and says why', async () => {
+    damagedFolder();
+    rmSync(join(root, 'docs/a.txt'));
+    mkdirSync(join(root, 'docs/a.txt'));
+    const result = await rewind(versioner, 'docs', AS_OF, { now: REWOUND });
+    expect(result.restored.map((r) => r.path)).toEqual(['docs/b.txt']);
+    expect(result.failed).toEqual([{ path: 'docs/a.txt', message: 'docs/a.txt is a directory now; move it away to restore the file' }]);
+    expect(read('docs/b.txt')).toBe('bee');
+    expect(statSync(join(root, 'docs/a.txt')).isDirectory()).toBe(true);
+  });
+
   it('of a path with no versions and no file reports nothing to do', async () => {
-    expect(await rewind(versioner, 'nothing/here', AS_OF)).toMatchObject({ restored: [], changedSince: [], unchanged: 0 });
+    expect(await rewind(versioner, 'nothing/here', AS_OF)).toMatchObject({ restored: [], changedSince: [], unchanged: 0, failed: [] });
   });
 });
 

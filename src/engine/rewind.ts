@@ -13,7 +13,7 @@
 import { lstatSync, readdirSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FerryError } from '../core/errors.js';
+import { errorMessage, FerryError } from '../core/errors.js';
 import { checkRelativePath, isInternalPath } from '../core/paths.js';
 import { IgnoreRules } from './ignore-rules.js';
 import { restoredEntry, type RestoreResult, type StoredVersion, type Versioner } from './versioner.js';
@@ -28,6 +28,8 @@ export interface RewindResult {
   readonly changedSince: string[];
   /** Files that are as they were then. */
   readonly unchanged: number;
+  /** Files that could not be put back (a directory in the way, say), with why; the others are. */
+  readonly failed: { path: string; message: string }[];
 }
 
 /**
@@ -38,7 +40,14 @@ export interface RewindResult {
  */
 export async function rewind(versioner: Versioner, under: string, asOfMs: number, opts: { dryRun?: boolean; now?: Date } = {}): Promise<RewindResult> {
   const prefix = under === '' ? '' : checkRelativePath(under);
-  const result = { asOf: new Date(asOfMs).toISOString(), dryRun: opts.dryRun ?? false, restored: [] as RestoreResult['restored'][number][], changedSince: [] as string[], unchanged: 0 };
+  const result = {
+    asOf: new Date(asOfMs).toISOString(),
+    dryRun: opts.dryRun ?? false,
+    restored: [] as RestoreResult['restored'][number][],
+    changedSince: [] as string[],
+    unchanged: 0,
+    failed: [] as RewindResult['failed'][number][],
+  };
   const versionsByPath = new Map<string, StoredVersion[]>();
   for (const v of versioner.list(prefix)) versionsByPath.set(v.path, [...(versionsByPath.get(v.path) ?? []), v]);
   const current = currentFiles(versioner.root, prefix);
@@ -51,8 +60,12 @@ export async function rewind(versioner: Versioner, under: string, asOfMs: number
       if (now && (await sameBytes(join(versioner.root, then.stored), join(versioner.root, path), now))) {
         result.unchanged++;
       } else {
-        const kept = opts.dryRun ? undefined : (await versioner.restore(then, opts.now)).kept;
-        result.restored.push(restoredEntry(then, kept));
+        try {
+          const kept = opts.dryRun ? undefined : (await versioner.restore(then, opts.now)).kept;
+          result.restored.push(restoredEntry(then, kept));
+        } catch (err) {
+          result.failed.push({ path, message: errorMessage(err) });
+        }
       }
     } else if (now) {
       if (!then && now.mtimeMs <= asOfMs) result.unchanged++;

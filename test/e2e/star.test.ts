@@ -7,11 +7,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   MiB,
   connectStar,
+  folderStatus,
+  parseJsonOutput,
   sha256,
   sha256File,
   uniqueText,
   useCluster,
   waitConverged,
+  waitFor,
   waitForAbsent,
   waitForContent,
   withLogsOnError,
@@ -93,5 +96,34 @@ describe('a hub with three spokes', () => {
     expect(await fsp.readFile(c.file(FOLDER, 'from-b/report.txt'))).toEqual(await fsp.readFile(b.file(FOLDER, 'from-b/report.txt')));
     expect(await sha256File(c.file(FOLDER, 'media/clip.bin'))).toBe(await sha256File(b.file(FOLDER, 'media/clip.bin')));
     expect(tree['from-a.txt']).toBeUndefined();
+  }, 120_000);
+});
+
+describe('a receive-only hub', () => {
+  it("still relays every spoke's changes to the others, keeps its own edits to itself, and takes the spokes' copy back on revert", async () => {
+    await hub.ferryOk('folder', 'set', FOLDER, '--mode', 'receive-only');
+    await waitFor(async () => folderStatus(await hub.status(), FOLDER)?.mode === 'receive-only', { message: 'the hub to be receive-only' });
+    const fromA = uniqueText('written on spoke A while the hub only receives');
+    await writeFile(a.file(FOLDER, 'relayed.txt'), fromA);
+    for (const n of [hub, b, c]) await waitForContent(n, FOLDER, 'relayed.txt', fromA);
+
+    await writeFile(hub.file(FOLDER, 'relayed.txt'), 'edited on the hub\n');
+    await writeFile(hub.file(FOLDER, 'hub-notes.txt'), 'the hub only\n');
+    await waitFor(async () => folderStatus(await hub.status(), FOLDER)?.notSent === 2, { message: 'the hub to hold back its two changes' });
+    const fromB = uniqueText('written on spoke B meanwhile');
+    await writeFile(b.file(FOLDER, 'from-b-later.txt'), fromB);
+    for (const n of [a, c]) await waitForContent(n, FOLDER, 'from-b-later.txt', fromB);
+    for (const n of [a, b, c]) {
+      expect(await fsp.readFile(n.file(FOLDER, 'relayed.txt'), 'utf8')).toBe(fromA);
+      await expect(fsp.access(n.file(FOLDER, 'hub-notes.txt'))).rejects.toThrow(/ENOENT/);
+    }
+
+    expect(parseJsonOutput<{ paths: string[] }>(await hub.ferryOk('folder', 'revert', FOLDER, '--json')).paths).toEqual(['hub-notes.txt', 'relayed.txt']);
+    await waitForContent(hub, FOLDER, 'relayed.txt', fromA);
+    await waitForAbsent(hub, FOLDER, 'hub-notes.txt');
+    await hub.ferryOk('folder', 'set', FOLDER, '--mode', 'send-receive');
+    const tree = await waitConverged(all, FOLDER);
+    expect(tree['relayed.txt']?.hash).toBe(sha256(fromA));
+    expect(tree['hub-notes.txt']).toBeUndefined();
   }, 120_000);
 });
