@@ -196,22 +196,32 @@ program
   .description('show or set the rate limits of file data to and from all peers (a running node applies them at once)')
   .option('--send <rate>', 'send at most this fast (500K, 2M a second), or "off"')
   .option('--recv <rate>', 'receive at most this fast, or "off"')
+  .option('--lan <on|off>', 'whether the limits hold for peers on the LAN too (default off: LAN peers sync at full speed)')
   .action(
-    action(async (home, json, opts: { send?: string; recv?: string }) => {
+    action(async (home, json, opts: { send?: string; recv?: string; lan?: string }) => {
       const rate = (text: string, option: string) => (text.trim().toLowerCase() === 'off' ? undefined : parseRate(text, option));
       const send = opts.send === undefined ? undefined : { value: rate(opts.send, '--send') };
       const receive = opts.recv === undefined ? undefined : { value: rate(opts.recv, '--recv') };
+      const lan = opts.lan === undefined ? undefined : onOff(opts.lan, '--lan');
       const limits = await withStore(home, (store) => {
         if (send) store.setRateLimit('send', send.value);
         if (receive) store.setRateLimit('receive', receive.value);
+        if (lan !== undefined) store.setLimitLan(lan);
         return store.getRateLimits();
       });
-      if (json) return printJson({ maxSendRate: limits.send ?? null, maxReceiveRate: limits.receive ?? null });
+      if (json) return printJson({ maxSendRate: limits.send ?? null, maxReceiveRate: limits.receive ?? null, limitLan: limits.lan });
       const shown = (n: number | undefined) => (n ? `${formatBytes(n)}/s` : 'unlimited');
       printLine(`Send     ${shown(limits.send)}`);
       printLine(`Receive  ${shown(limits.receive)}`);
+      printLine(`LAN      ${limits.lan ? 'limited too' : 'not limited (peers on the LAN sync at full speed)'}`);
     }),
   );
+
+function onOff(text: string, option: string): boolean {
+  const t = text.trim().toLowerCase();
+  if (t === 'on' || t === 'off') return t === 'on';
+  throw new FerryError('INVALID_CONFIG', `${option} ${JSON.stringify(text)}: give on or off`);
+}
 
 const folder = program.command('folder').description('manage shared folders');
 

@@ -69,6 +69,7 @@ export function statusReport(store: SqliteIndexStore, deviceId: string, live?: N
     listen: running ? published!.listen : null,
     maxSendRate: running ? (published!.maxSendRate ?? null) : null,
     maxReceiveRate: running ? (published!.maxReceiveRate ?? null) : null,
+    limitLan: running ? (published!.limitLan ?? false) : null,
     folders: folders.map(({ conflicts: _c, ...f }) => f),
     peers,
     conflicts: folders.flatMap((f) => f.conflicts.map((path) => ({ folder: f.id, path }))),
@@ -85,7 +86,7 @@ export function printStatus(report: ReturnType<typeof statusReport>, json: boole
   printLine(`Node     ${report.running ? `running, listening on ${report.listen}` : 'not running'}`);
   if (report.maxSendRate || report.maxReceiveRate) {
     const rate = (n: number | null) => (n ? `${formatBytes(n)}/s` : 'unlimited');
-    printLine(`Rates    send ${rate(report.maxSendRate)}, receive ${rate(report.maxReceiveRate)} (file data, all peers together)`);
+    printLine(`Rates    send ${rate(report.maxSendRate)}, receive ${rate(report.maxReceiveRate)} (file data, all peers together${report.limitLan ? ', LAN peers too' : '; LAN peers not limited'})`);
   }
   printLine('Folders');
   if (report.folders.length === 0) printLine('  (none: add one with `ferry folder add PATH`)');

@@ -23,6 +23,8 @@ export interface NodeRuntimeStatus {
   /** `ferry start --max-send-rate` / `--max-recv-rate`, bytes a second; absent when unlimited. */
   readonly maxSendRate?: number;
   readonly maxReceiveRate?: number;
+  /** Whether the limits apply to peers on the LAN too (`ferry limits --lan on`). */
+  readonly limitLan?: boolean;
   /** Devices announcing themselves on the LAN that are not configured as peers. */
   readonly nearby?: readonly NearbyDevice[];
 }

@@ -21,7 +21,7 @@ import type { FolderConfig, PeerConfig } from '../index-store/config-types.js';
 import { SqliteIndexStore } from '../index-store/sqlite-index-store.js';
 import type { PeerConnection } from '../protocol/connection.js';
 import type { Network, NetworkListener } from '../protocol/network.js';
-import { parseHostPort } from '../transport/address.js';
+import { isLanAddress, parseHostPort } from '../transport/address.js';
 import { loadIdentity, type Identity } from '../transport/identity.js';
 import { LanDiscovery } from '../transport/lan-discovery.js';
 import { TlsNetwork } from '../transport/tls-network.js';
@@ -87,6 +87,8 @@ export class FerryNode {
   private stopping = false;
   private listenAddress = '';
   private rates?: RateLimits;
+  /** Whether the rate limits hold for peers on the LAN too (`ferry limits --lan on`). */
+  private limitLan = false;
 
   private constructor(
     private readonly options: NodeOptions,
@@ -397,7 +399,7 @@ export class FerryNode {
       logger: this.logger,
       sharedFolders: (deviceId) => this.folderConfigs.filter((f) => f.devices.includes(deviceId) && this.folders.has(f.id)),
       folder: (id) => this.folders.get(id),
-      rates: this.limits,
+      rates: this.ratesFor(conn.remoteAddress),
     });
     s.session = session;
     s.outbound = outbound;
@@ -421,12 +423,26 @@ export class FerryNode {
     return (this.rates ??= new RateLimits(this.clock));
   }
 
-  /** Takes the limits of the start options, else of the index (`ferry limits`); logs a change. */
+  /** The limits a connection from `address` goes by: none for a peer on the LAN, unless told to limit those too. */
+  private ratesFor(address: string): RateLimits | undefined {
+    return this.limitLan || !isLanAddress(address) ? this.limits : undefined;
+  }
+
+  /**
+   * Takes the limits of the start options, else of the index (`ferry limits`); logs a change.
+   * When the LAN rule changes, LAN peers are reconnected, so that their sessions go by it.
+   */
   private applyRateLimits(): void {
     const stored = this.store.getRateLimits();
     const send = this.options.maxSendRate ?? stored.send;
     const receive = this.options.maxReceiveRate ?? stored.receive;
-    if (this.limits.set(send, receive)) this.logger.info({ maxSendRate: send ?? null, maxReceiveRate: receive ?? null }, 'rate limits');
+    const lanChanged = stored.lan !== this.limitLan;
+    this.limitLan = stored.lan;
+    if (this.limits.set(send, receive) || lanChanged) this.logger.info({ maxSendRate: send ?? null, maxReceiveRate: receive ?? null, limitLan: this.limitLan }, 'rate limits');
+    if (!lanChanged) return;
+    for (const s of this.peers.values()) {
+      if (s.session && isLanAddress(s.session.conn.remoteAddress)) s.session.conn.close(new FerryError('CLOSED', 'rate limits changed for LAN peers'));
+    }
   }
 
   private announce(folderId: string): void {
@@ -504,6 +520,7 @@ export class FerryNode {
       peers,
       ...(this.limits.send ? { maxSendRate: this.limits.send.bytesPerSecond } : {}),
       ...(this.limits.receive ? { maxReceiveRate: this.limits.receive.bytesPerSecond } : {}),
+      limitLan: this.limitLan,
       nearby: (this.discovery?.list() ?? [])
         .filter((d) => !this.peerConfigs.some((p) => p.deviceId === d.deviceId))
         .map((d) => ({ deviceId: d.deviceId, address: d.address, lastSeen: new Date(d.lastSeenMs).toISOString() })),

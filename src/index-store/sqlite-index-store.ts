@@ -67,6 +67,7 @@ interface FolderSummary {
 
 const SEND_RATE_KEY = 'maxSendRate';
 const RECEIVE_RATE_KEY = 'maxReceiveRate';
+const LIMIT_LAN_KEY = 'limitLan';
 
 export class SqliteIndexStore {
   private readonly db: Database.Database;
@@ -130,12 +131,17 @@ export class SqliteIndexStore {
   }
 
   /** The node's rate limits as `ferry limits` stored them, bytes a second; absent: unlimited. */
-  getRateLimits(): { send?: number; receive?: number } {
+  /** The stored rate limits; `lan`: whether they apply to peers on the LAN too (default not). */
+  getRateLimits(): { send?: number; receive?: number; lan: boolean } {
     const read = (key: string) => {
       const n = Number(this.getMeta(key) ?? '');
       return Number.isSafeInteger(n) && n >= 1 ? n : undefined;
     };
-    return { send: read(SEND_RATE_KEY), receive: read(RECEIVE_RATE_KEY) };
+    return { send: read(SEND_RATE_KEY), receive: read(RECEIVE_RATE_KEY), lan: this.getMeta(LIMIT_LAN_KEY) === '1' };
+  }
+
+  setLimitLan(lan: boolean): void {
+    this.setMeta(LIMIT_LAN_KEY, lan ? '1' : '');
   }
 
   setRateLimit(direction: 'send' | 'receive', bytesPerSecond: number | undefined): void {

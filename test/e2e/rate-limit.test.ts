@@ -3,7 +3,8 @@
  * goes no faster than the limit (either side's), arrives whole; a running node takes a new
  * limit without a restart; a bad value stops the node from starting.
  * Loopback moves these files in well under a second without a limit, so a lower bound on the
- * time taken is what shows the limit at work.
+ * time taken is what shows the limit at work. Loopback counts as the LAN, which the limits
+ * leave alone unless `ferry limits --lan on`.
  */
 import * as fsp from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
@@ -39,6 +40,7 @@ describe('rate limits', () => {
       await b.addFolder(FOLDER);
       await a.addPeer(b, [FOLDER]);
       await b.addPeer(a, [FOLDER]);
+      for (const n of [a, b]) await n.ferryOk('limits', '--lan', 'on');
       await a.start({ args: ['--max-send-rate', RATE] });
       await b.start();
       await waitFor(async () => (await a.status()).peers.some((p) => p.connected), { message: 'A and B to connect' });
@@ -47,8 +49,8 @@ describe('rate limits', () => {
     const sent = await addFilesAndTime(a, b, 'sent');
     expect(sent, 'ms for 1.5 MiB from a sender limited to 512 KiB/s').toBeGreaterThanOrEqual(AT_LEAST_MS);
     const statusA = await a.ferryOk('status');
-    expect(statusA.stdout).toContain('Rates    send 512.0 KiB/s, receive unlimited (file data, all peers together)');
-    expect(JSON.parse((await a.ferryOk('status', '--json')).stdout)).toMatchObject({ maxSendRate: 512 * KiB, maxReceiveRate: null });
+    expect(statusA.stdout).toContain('Rates    send 512.0 KiB/s, receive unlimited (file data, all peers together, LAN peers too)');
+    expect(JSON.parse((await a.ferryOk('status', '--json')).stdout)).toMatchObject({ maxSendRate: 512 * KiB, maxReceiveRate: null, limitLan: true });
 
     // `ferry limits` on a running node: stored, and applied without a restart.
     await a.stop();
@@ -58,10 +60,19 @@ describe('rate limits', () => {
     await waitFor(async () => (await b.status()).peers.some((p) => p.connected), { message: 'A and B to connect again' });
     const received = await addFilesAndTime(a, b, 'received');
     expect(received, 'ms for 1.5 MiB to a receiver limited to 512 KiB/s').toBeGreaterThanOrEqual(AT_LEAST_MS);
-    expect((await b.ferryOk('limits')).stdout).toBe('Send     unlimited\nReceive  512.0 KiB/s\n');
+    expect((await b.ferryOk('limits')).stdout).toBe('Send     unlimited\nReceive  512.0 KiB/s\nLAN      limited too\n');
+
+    // The default: the limit stays, but a peer on the LAN (loopback here) is not held to it.
+    await b.ferryOk('limits', '--lan', 'off');
+    await waitFor(async () => JSON.parse((await b.ferryOk('status', '--json')).stdout).limitLan === false, { message: 'B to stop limiting LAN peers' });
+    await waitFor(async () => (await b.status()).peers.some((p) => p.connected), { message: 'A and B to connect again' });
+    expect((await b.ferryOk('status')).stdout).toContain('Rates    send unlimited, receive 512.0 KiB/s (file data, all peers together; LAN peers not limited)');
+    const onLan = await addFilesAndTime(a, b, 'lan');
+    expect(onLan, 'ms for 1.5 MiB to a receiver whose limit leaves LAN peers alone').toBeLessThan(AT_LEAST_MS);
+
     await b.ferryOk('limits', '--recv', 'off');
     await waitFor(async () => JSON.parse((await b.ferryOk('status', '--json')).stdout).maxReceiveRate === null, { message: 'B to lift its receive limit' });
-    expect(JSON.parse((await b.ferryOk('limits', '--json')).stdout)).toEqual({ maxSendRate: null, maxReceiveRate: null });
+    expect(JSON.parse((await b.ferryOk('limits', '--json')).stdout)).toEqual({ maxSendRate: null, maxReceiveRate: null, limitLan: false });
 
     for (const n of [a, b]) {
       const log = await fsp.readFile(n.logPath, 'utf8');
@@ -84,6 +95,9 @@ describe('rate limits', () => {
     const refused = await n.ferry('limits', '--send', '2 megabits');
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain('--send "2 megabits": use a size like 500K, 2M or 1G');
-    expect(JSON.parse((await n.ferryOk('limits', '--json')).stdout)).toEqual({ maxSendRate: null, maxReceiveRate: null });
+    const lan = await n.ferry('limits', '--lan', 'sometimes');
+    expect(lan.code).toBe(2);
+    expect(lan.stderr).toContain('--lan "sometimes": give on or off');
+    expect(JSON.parse((await n.ferryOk('limits', '--json')).stdout)).toEqual({ maxSendRate: null, maxReceiveRate: null, limitLan: false });
   });
 });
