@@ -225,11 +225,8 @@ export class FerryNode {
       }
       // A changed path or setting restarts the folder's sync with it (a full scan, cheap when nothing changed).
       if (old && (old.path !== f.path || old.versionsKeepDays !== f.versionsKeepDays || old.rescanSeconds !== f.rescanSeconds || old.mode !== f.mode)) await this.stopFolder(f.id);
-      const leavesReceiveOnly = old?.mode === 'receive-only' && f.mode !== 'receive-only';
-      if (leavesReceiveOnly) this.sendHeldBack(f.id);
       if (!this.folders.has(f.id)) await this.startFolder(f);
       else if (old && old.devices.join() !== f.devices.join()) this.folders.get(f.id)!.recomputeNeed();
-      if (leavesReceiveOnly) this.announce(f.id);
     }
     for (const id of before.keys()) if (!this.folderConfigs.some((f) => f.id === id)) await this.stopFolder(id);
     const known = new Set(this.peerConfigs.map((p) => p.deviceId));
@@ -253,11 +250,18 @@ export class FerryNode {
   }
 
   /**
-   * A folder that is no longer receive-only sends what was changed here meanwhile: those
-   * records were skipped when their sequence numbers went out, so they get new ones. Records
-   * a revert left behind (no version: the peers' version is due) are not news to anyone.
+   * A folder that runs no longer receive-only (changed while it ran, was paused, or the node was
+   * stopped) sends what was changed here meanwhile: those records were skipped when their
+   * sequence numbers went out, so they get new ones. Records a revert left behind (no version:
+   * the peers' version is due) are not news to anyone. The mode a folder last ran with is kept
+   * in the index for this. Returns whether there was anything.
    */
-  private sendHeldBack(folderId: string): void {
+  private sendHeldBack(cfg: FolderConfig): boolean {
+    const key = `folderMode:${cfg.id}`;
+    const ranAs = this.store.getMeta(key);
+    if (ranAs !== cfg.mode) this.store.setMeta(key, cfg.mode);
+    if (ranAs !== 'receive-only' || cfg.mode === 'receive-only') return false;
+    const folderId = cfg.id;
     const shortId = shortDeviceId(this.deviceId);
     const entries = this.store
       .localPathsModifiedBy(folderId, shortId)
@@ -265,11 +269,13 @@ export class FerryNode {
       .filter((e) => Object.keys(e.record.version).length > 0);
     if (entries.length > 0) this.store.commitLocal(folderId, entries);
     this.logger.info({ folder: folderId, records: entries.length }, 'folder no longer receive-only: sending the changes made here');
+    return entries.length > 0;
   }
 
   private async startFolder(cfg: FolderConfig): Promise<void> {
     try {
       mkdirSync(cfg.path, { recursive: true });
+      const heldBack = this.sendHeldBack(cfg);
       const ctx = {
         folderId: cfg.id,
         root: cfg.path,
@@ -291,6 +297,7 @@ export class FerryNode {
       });
       this.folders.set(cfg.id, folder);
       await folder.start();
+      if (heldBack) this.announce(cfg.id);
       this.logger.info({ folder: cfg.id, path: cfg.path }, 'folder started');
     } catch (err) {
       this.logger.error({ folder: cfg.id, err: errorMessage(err) }, 'cannot start folder');

@@ -562,12 +562,17 @@ describe('send-only and receive-only folders', () => {
     expect(await exists(b.file('kept', 'b-only.txt'))).toBe(false);
     expect(await versionsOn(b)).toEqual(expect.arrayContaining(['edited on B\n', 'B only\n']));
 
-    // Back to both ways: what was made while receive-only goes out.
+    // Back to both ways, even with the node stopped meanwhile: what was made while receive-only goes out.
     await writeFile(b.file('kept', 'later.txt'), 'held back\n');
     await waitFor(async () => (await folderOf(b)).notSent === 1, { message: 'B to hold back later.txt' });
-    await sleep(500);
+    // A's next file reaches B and B announces it: A has then seen B's index past later.txt.
+    await writeFile(a.file('kept', 'after.txt'), 'after\n');
+    await waitForContent(b, 'kept', 'after.txt', 'after\n');
+    await waitFor(async () => (await progressOf(a, b)).upToDate, { message: "A to see after.txt in B's index" });
     expect(await exists(a.file('kept', 'later.txt'))).toBe(false);
-    await setMode('send-receive');
+    await b.stop();
+    await b.ferryOk('folder', 'set', 'kept', '--mode', 'send-receive');
+    await b.start();
     await waitForContent(a, 'kept', 'later.txt', 'held back\n');
 
     for (const args of [['folder', 'set', 'kept', '--mode', 'mirror'], ['folder', 'override', 'kept'], ['folder', 'revert', 'kept']]) {
