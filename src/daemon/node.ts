@@ -261,14 +261,12 @@ export class FerryNode {
     const ranAs = this.store.getMeta(key);
     if (ranAs !== cfg.mode) this.store.setMeta(key, cfg.mode);
     if (ranAs !== 'receive-only' || cfg.mode === 'receive-only') return false;
-    const folderId = cfg.id;
-    const shortId = shortDeviceId(this.deviceId);
     const entries = this.store
-      .localPathsModifiedBy(folderId, shortId)
-      .map((p) => this.store.getLocal(folderId, p)!)
+      .localPathsModifiedBy(cfg.id, shortDeviceId(this.deviceId))
+      .map((p) => this.store.getLocal(cfg.id, p)!)
       .filter((e) => Object.keys(e.record.version).length > 0);
-    if (entries.length > 0) this.store.commitLocal(folderId, entries);
-    this.logger.info({ folder: folderId, records: entries.length }, 'folder no longer receive-only: sending the changes made here');
+    if (entries.length > 0) this.store.commitLocal(cfg.id, entries);
+    this.logger.info({ folder: cfg.id, records: entries.length }, 'folder no longer receive-only: sending the changes made here');
     return entries.length > 0;
   }
 
