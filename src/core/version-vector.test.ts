@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bumpVersion, compareVersions, isValidVersionVector, mergeVersions, type VersionVector } from './version-vector.js';
+import { bumpVersion, compareVersions, hasSeen, isValidVersionVector, mergeVersions, type VersionVector } from './version-vector.js';
 
 describe('compareVersions', () => {
   it('equal vectors, including the empty one and key order', () => {
@@ -149,5 +149,14 @@ describe('isValidVersionVector', () => {
   it('rejects keys that name Object.prototype members', () => {
     expect(isValidVersionVector(JSON.parse('{"__proto__":1}'))).toBe(false);
     expect(isValidVersionVector({ constructor: 1 })).toBe(false);
+  });
+});
+
+describe('hasSeen', () => {
+  it('is true for the same or a newer version, false for an older or concurrent one', () => {
+    expect(hasSeen({ A: 2, B: 1 }, { B: 1, A: 2 })).toBe(true);
+    expect(hasSeen({ A: 3, B: 1 }, { A: 2, B: 1 })).toBe(true);
+    expect(hasSeen({ A: 2 }, { A: 2, B: 1 })).toBe(false);
+    expect(hasSeen({ A: 3 }, { A: 2, B: 1 })).toBe(false);
   });
 });

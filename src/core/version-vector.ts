@@ -23,6 +23,12 @@ export function compareVersions(a: VersionVector, b: VersionVector): Ordering {
   return 'equal';
 }
 
+/** Whether a holder of `a` has seen version `b`: `a` is `b` or newer. */
+export function hasSeen(a: VersionVector, b: VersionVector): boolean {
+  const order = compareVersions(a, b);
+  return order === 'equal' || order === 'greater';
+}
+
 /**
  * The vector after `device` changed the file. The counter jumps to at least the current
  * Unix time in seconds, so a device whose database was lost still produces counters that

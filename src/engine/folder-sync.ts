@@ -11,7 +11,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { errorMessage, FerryError, isFerryError } from '../core/errors.js';
 import { sameOnDisk, type FileRecord } from '../core/file-record.js';
 import { pathDepth } from '../core/paths.js';
-import { bumpVersion, compareVersions, mergeVersions } from '../core/version-vector.js';
+import { bumpVersion, compareVersions, hasSeen, mergeVersions } from '../core/version-vector.js';
 import type { FolderMode } from '../index-store/config-types.js';
 import type { LocalEntry, StatKey } from '../index-store/sqlite-index-store.js';
 import type { BlockRequest, RangeRequest } from '../protocol/messages.js';
@@ -622,7 +622,7 @@ export class FolderSync {
   private heldBack(local: FileRecord, remotes: readonly FileRecord[]): boolean {
     if (local.modifiedBy !== this.ctx.shortId) return false;
     if (local.deleted && remotes.every((r) => r.deleted)) return false;
-    return !remotes.some((r) => sameOnDisk(r, local) || ['equal', 'greater'].includes(compareVersions(r.version, local.version)));
+    return !remotes.some((r) => sameOnDisk(r, local) || hasSeen(r.version, local.version));
   }
 
   private schedulePull(): void {

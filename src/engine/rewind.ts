@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { errorMessage, FerryError } from '../core/errors.js';
 import { checkRelativePath, isInternalPath } from '../core/paths.js';
 import { IgnoreRules } from './ignore-rules.js';
-import { restoredEntry, type RestoreResult, type StoredVersion, type Versioner } from './versioner.js';
+import { restoredEntry, versionsByPath, type RestoreResult, type Versioner } from './versioner.js';
 
 export interface RewindResult {
   /** The moment rewound to (ISO, UTC). */
@@ -48,13 +48,12 @@ export async function rewind(versioner: Versioner, under: string, asOfMs: number
     unchanged: 0,
     failed: [] as RewindResult['failed'][number][],
   };
-  const versionsByPath = new Map<string, StoredVersion[]>();
-  for (const v of versioner.list(prefix)) versionsByPath.set(v.path, [...(versionsByPath.get(v.path) ?? []), v]);
+  const versions = versionsByPath(versioner.list(prefix));
   const current = currentFiles(versioner.root, prefix);
-  const paths = [...new Set([...versionsByPath.keys(), ...current.keys()])].sort();
+  const paths = [...new Set([...versions.keys(), ...current.keys()])].sort();
   for (const path of paths) {
     // Oldest first: the first one replaced after the moment is what was there at the moment.
-    const then = (versionsByPath.get(path) ?? []).reverse().find((v) => v.replacedAtMs > asOfMs);
+    const then = (versions.get(path) ?? []).reverse().find((v) => v.replacedAtMs > asOfMs);
     const now = current.get(path);
     if (then && lstatSync(join(versioner.root, then.stored)).mtimeMs <= asOfMs) {
       if (now && (await sameBytes(join(versioner.root, then.stored), join(versioner.root, path), now))) {

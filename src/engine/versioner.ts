@@ -201,9 +201,7 @@ export async function restorePath(versioner: Versioner, path: string, at?: strin
   // A directory: what was deleted under it comes back; files there now stay as they are.
   const restored: RestoreResult['restored'] = [];
   const skipped: string[] = [];
-  const byPath = new Map<string, StoredVersion[]>();
-  for (const v of all) byPath.set(v.path, [...(byPath.get(v.path) ?? []), v]);
-  for (const [file, versions] of byPath) {
+  for (const [file, versions] of versionsByPath(all)) {
     if (lstatSync(join(versioner.root, file), { throwIfNoEntry: false })) {
       skipped.push(file);
       continue;
@@ -215,6 +213,17 @@ export async function restorePath(versioner: Versioner, path: string, at?: strin
     throw new FerryError('NOT_FOUND', `nothing to restore under ${path}${at ? ` replaced at ${at} (UTC)` : ''}: ${skipped.length} file(s) with versions are there now`);
   }
   return { restored, skipped };
+}
+
+/** Versions by the path they were kept of, in the order given (`list`: newest first). */
+export function versionsByPath(versions: readonly StoredVersion[]): Map<string, StoredVersion[]> {
+  const byPath = new Map<string, StoredVersion[]>();
+  for (const v of versions) {
+    const list = byPath.get(v.path);
+    if (list) list.push(v);
+    else byPath.set(v.path, [v]);
+  }
+  return byPath;
 }
 
 /** How a restored version is reported: where it came from, when it was replaced, where what it replaced is kept. */

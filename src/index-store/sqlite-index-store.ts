@@ -12,7 +12,7 @@ import { FerryError } from '../core/errors.js';
 import type { FileRecord, FileType } from '../core/file-record.js';
 import { blockOffsets } from '../core/file-record.js';
 import { isInsideDir } from '../core/paths.js';
-import { compareVersions, type VersionVector } from '../core/version-vector.js';
+import { hasSeen, type VersionVector } from '../core/version-vector.js';
 import { packBlocks, unpackBlocks } from './block-codec.js';
 import { openDatabase } from './open-database.js';
 import { ScanView } from './scan-view.js';
@@ -471,7 +471,7 @@ export class SqliteIndexStore {
       if (r.modified_by === skipModifiedBy) continue;
       if (r.r_version === null ? r.deleted === 1 : r.r_version === r.version) continue; // the usual case: the very same version
       if (r.deleted === 1 && r.r_deleted === 1) continue;
-      if (r.r_version !== null && ['equal', 'greater'].includes(compareVersions(JSON.parse(r.r_version), JSON.parse(r.version)))) continue;
+      if (r.r_version !== null && hasSeen(JSON.parse(r.r_version), JSON.parse(r.version))) continue;
       files++;
       if (r.deleted === 0) bytes += r.size;
     }
